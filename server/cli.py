@@ -1,0 +1,49 @@
+"""The ``comfygen`` command line. Each area registers its commands from ``server/commands/<area>.py``."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import typer
+from rich.console import Console
+
+from ..tools.errors import ComfyGenError
+
+app = typer.Typer(
+    name="comfygen",
+    help="Prompt-adaptive ComfyUI workflows (ComfyGen): pick the right flow for a prompt, run it, score it.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+err_console = Console(stderr=True)
+
+
+@app.callback()
+def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug output to stderr.")) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, stream=sys.stderr,
+                        format="%(levelname)s %(name)s: %(message)s")
+
+
+def _register() -> None:
+    # Imported here so `comfygen --help` stays fast and each area owns its own module.
+    from .commands import register_all
+
+    register_all(app)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: runs the app and turns ComfyGenError into a clean message + exit 1."""
+    _register()
+    try:
+        app(args=argv, standalone_mode=True)
+    except ComfyGenError as e:
+        err_console.print(f"[bold red]error:[/] {e.message}")
+        if e.hint:
+            err_console.print(f"[yellow]hint:[/] {e.hint}")
+        raise SystemExit(1) from None
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
