@@ -5,9 +5,13 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# Lists come from env vars as JSON or as comma-separated text.
+StrList = Annotated[list[str], NoDecode]
 
 
 def default_home() -> Path:
@@ -23,17 +27,17 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="COMFYGEN_", extra="ignore")
 
     home: Path = Field(default_factory=default_home, description="Data directory: run store, outputs, user flows.")
-    comfyui_urls: list[str] = Field(default_factory=list, description="ComfyUI base URLs (one per GPU or host).")
+    comfyui_urls: StrList = Field(default_factory=list, description="ComfyUI base URLs (one per GPU or host).")
     connect_timeout_s: float = Field(5.0, description="HTTP connect timeout per request.")
     read_timeout_s: float = Field(60.0, description="HTTP read timeout per request.")
     run_deadline_s: float = Field(1800.0, description="Overall deadline for one ComfyUI run.")
-    scorers: list[str] = Field(default_factory=lambda: ["imagereward", "hpsv21", "pickscore", "aesthetic", "clipscore"],
+    scorers: StrList = Field(default_factory=lambda: ["imagereward", "hpsv21", "pickscore", "aesthetic", "clipscore"],
                                description="Scorers in the default ensemble.")
     scorer_device: str = Field("auto", description="'auto', 'cpu', 'cuda', 'cuda:1', ...")
     weights_dir: Path | None = Field(None, description="Directory with local scorer weights (overrides HF ids).")
     planner_dir: Path | None = Field(None, description="Planner artifact directory (default: the bundled planner).")
     online_table_updates: bool = Field(True, description="Update the score table with every scored run.")
-    node_packs: list[str] = Field(default_factory=list, description="Extra custom node packs allowed in graphs.")
+    node_packs: StrList = Field(default_factory=list, description="Extra custom node packs allowed in graphs.")
     max_side: int = Field(4096, description="Largest width or height a run may ask for.")
     max_steps: int = Field(200, description="Most sampler steps a run may ask for.")
     max_batch: int = Field(64, description="Most images in one ComfyUI prompt.")
@@ -41,8 +45,13 @@ class Settings(BaseSettings):
     @field_validator("comfyui_urls", "scorers", "node_packs", mode="before")
     @classmethod
     def _split_commas(cls, v: object) -> object:
-        if isinstance(v, str) and not v.strip().startswith("["):
-            return [p.strip() for p in v.split(",") if p.strip()]
+        if isinstance(v, str):
+            text = v.strip()
+            if text.startswith("["):
+                import json
+
+                return json.loads(text)
+            return [p.strip() for p in text.split(",") if p.strip()]
         return v
 
     @property
