@@ -1,0 +1,375 @@
+"""Offline validation of ComfyUI API graphs against a node schema (ComfyUI's ``/object_info``).
+
+The checks, their error ``type`` names and message shapes follow ComfyUI's own ``validate_prompt``
+(``execution.py``, v0.3.64), so a graph that passes here passes there, and an error found here reads
+like the one ComfyUI would have answered with HTTP 400:
+
+- top level (``invalid_prompt``): a node without ``class_type``; a class the schema does not know;
+  ``prompt_no_outputs`` when no output node exists;
+- per node (``node_errors``): ``required_input_missing``, ``bad_linked_input``,
+  ``return_type_mismatch``, ``invalid_input_type``, ``value_smaller_than_min``,
+  ``value_bigger_than_max``, ``value_not_in_list``, ``exception_during_validation`` /
+  ``exception_during_inner_validation`` (a link to a node that does not exist, an output index out of range).
+
+Model-file choice lists (checkpoints, LoRAs, ...) depend on what a ComfyUI has installed, so they are
+checked only with ``check_model_files=True``, i.e. against a live ComfyUI's own schema.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .errors import FlowValidationError
+from .model import Graph
+
+# Inputs whose choice list is the content of a models/ folder (or of input/): installation-specific.
+FILE_INPUTS: dict[str, str] = {
+    "ckpt_name": "checkpoints",
+    "unet_name": "diffusion_models",
+    "clip_name": "text_encoders",
+    "clip_name1": "text_encoders",
+    "clip_name2": "text_encoders",
+    "clip_name3": "text_encoders",
+    "clip_name4": "text_encoders",
+    "vae_name": "vae",
+    "lora_name": "loras",
+    "control_net_name": "controlnet",
+    "style_model_name": "style_models",
+    "gligen_name": "gligen",
+    "photomaker_model_name": "photomaker",
+    "hypernetwork_name": "hypernetworks",
+    "config_name": "configs",
+    "image": "input",
+}
+# Loader classes whose generic ``model_name`` input is a file list, and the folder it lists.
+MODEL_NAME_FOLDERS: dict[str, str] = {
+    "UpscaleModelLoader": "upscale_models",
+    "FaceRestoreModelLoader": "facerestore_models",
+    "CLIPVisionLoader": "clip_vision",
+    "ModelPatchLoader": "model_patches",
+}
+_FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".gguf", ".sft", ".onnx")
+
+
+@lru_cache(maxsize=1)
+def _bundled_core() -> dict[str, Any]:
+    text = (resources.files("comfygen.flow_library") / "data" / "object_info.json").read_text(encoding="utf-8")
+    return json.loads(text)
+
+
+@lru_cache(maxsize=1)
+def _bundled_packs() -> dict[str, dict[str, Any]]:
+    text = (resources.files("comfygen.flow_library") / "data" / "node_packs.json").read_text(encoding="utf-8")
+    return {k: v for k, v in json.loads(text).items() if not k.startswith("_")}
+
+
+class NodeSchema:
+    """Node classes as ComfyUI's ``/object_info`` describes them, with the node pack each one comes from."""
+
+    def __init__(self, object_info: dict[str, Any], packs: dict[str, str] | None = None):
+        self.info = object_info
+        self.packs = packs or {}  # class -> pack name, for classes outside core ComfyUI
+
+    @classmethod
+    def bundled(cls) -> "NodeSchema":
+        """The recorded ComfyUI v0.3.64 schema plus the custom packs flows may require (Pruna, face restore)."""
+        return _bundled_schema()
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "NodeSchema":
+        return cls(json.loads(Path(path).read_text(encoding="utf-8")))
+
+    def with_packs(self, names: list[str] | None = None) -> "NodeSchema":
+        """A copy that also knows the bundled custom packs (all, or the ones named)."""
+        info = dict(self.info)
+        packs = dict(self.packs)
+        for pack, classes in _bundled_packs().items():
+            if names is not None and pack not in names:
+                continue
+            for name, spec in classes.items():
+                if name not in info:
+                    info[name] = spec
+                    packs[name] = pack
+        return NodeSchema(info, packs)
+
+    def __contains__(self, class_type: object) -> bool:
+        return class_type in self.info
+
+    def __len__(self) -> int:
+        return len(self.info)
+
+    def node(self, class_type: str) -> dict[str, Any]:
+        return self.info[class_type]
+
+    def inputs(self, class_type: str) -> list[tuple[str, list, str]]:
+        """(name, spec, category) in ComfyUI's input order; category is required/optional."""
+        spec = self.info[class_type].get("input", {})
+        order = self.info[class_type].get("input_order", {})
+        out = []
+        for category in ("required", "optional"):
+            group = spec.get(category) or {}
+            names = order.get(category) or list(group)
+            out += [(n, group[n], category) for n in names if n in group]
+        return out
+
+    def outputs(self, class_type: str) -> tuple[str, ...]:
+        return tuple(self.info[class_type].get("output", []))
+
+    def is_output(self, class_type: str) -> bool:
+        return bool(self.info[class_type].get("output_node"))
+
+    def model_lists(self) -> dict[str, list[str]]:
+        """folder -> files, read from the loaders' choice lists (a live ComfyUI's schema lists what it has)."""
+        out: dict[str, set[str]] = {}
+        for class_type, node in self.info.items():
+            for name, spec, _ in self.inputs(class_type):
+                folder = file_folder(class_type, name, spec)
+                if folder and folder != "input":
+                    out.setdefault(folder, set()).update(o for o in combo_options(spec) or [] if isinstance(o, str))
+        return {k: sorted(v) for k, v in out.items()}
+
+
+@lru_cache(maxsize=1)
+def _bundled_schema() -> NodeSchema:
+    return NodeSchema(_bundled_core()).with_packs()
+
+
+def combo_options(spec: list) -> list | None:
+    """The choice list of a combo input (classic ``[[...], {...}]`` or V3 ``["COMBO", {"options": [...]}]``)."""
+    if not spec:
+        return None
+    if isinstance(spec[0], list):
+        return spec[0]
+    if spec[0] == "COMBO":
+        return list((spec[1] if len(spec) > 1 else {}).get("options", []))
+    return None
+
+
+def file_folder(class_type: str, input_name: str, spec: list) -> str | None:
+    """The models/ folder a combo input lists, or None when it is not a file list."""
+    options = combo_options(spec)
+    if options is None:
+        return None
+    if input_name == "model_name" and class_type in MODEL_NAME_FOLDERS:
+        return MODEL_NAME_FOLDERS[class_type]
+    if input_name in FILE_INPUTS:
+        return FILE_INPUTS[input_name]
+    if any(isinstance(o, str) and o.lower().endswith(_FILE_SUFFIXES) for o in options):
+        return "other"
+    return None
+
+
+@dataclass
+class ValidationReport:
+    """ComfyUI-shaped result: ``error`` is the top-level error (None when the graph would be queued),
+    ``node_errors`` maps node id -> {errors, dependent_outputs, class_type}."""
+
+    error: dict[str, Any] | None = None
+    node_errors: dict[str, Any] = field(default_factory=dict)
+    good_outputs: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and not self.node_errors
+
+    def errors(self) -> list[tuple[str, dict[str, Any]]]:
+        """Flat (node id, error) pairs."""
+        return [(nid, e) for nid, ne in self.node_errors.items() for e in ne["errors"]]
+
+    def summary(self) -> str:
+        lines = []
+        if self.error:
+            lines.append(f"{self.error['type']}: {self.error['message']}"
+                         + (f" ({self.error['details']})" if self.error.get("details") else ""))
+        for nid, e in self.errors():
+            cls = self.node_errors[nid]["class_type"]
+            lines.append(f"node {nid} ({cls}): {e['type']}: {e['message']}: {e['details']}")
+        return "\n".join(lines)
+
+
+def _top(type_: str, message: str, details: str = "") -> dict[str, Any]:
+    return {"type": type_, "message": message, "details": details, "extra_info": {}}
+
+
+def _types_match(received: str, expected: Any) -> bool:
+    """ComfyUI's ``validate_node_input``: equal, a ``*`` wildcard, or overlapping comma-separated unions."""
+    if not isinstance(expected, str):  # a combo input fed by a link: ComfyUI compares the names
+        return received == "COMBO" or isinstance(expected, list)
+    if received == expected or "*" in (received, expected):
+        return True
+    if "," in received or "," in expected:
+        return bool({t.strip() for t in received.split(",")} & {t.strip() for t in expected.split(",")})
+    return False
+
+
+class _Validator:
+    def __init__(self, graph: Graph, schema: NodeSchema, check_model_files: bool):
+        self.graph = graph
+        self.schema = schema
+        self.check_files = check_model_files
+        self.validated: dict[str, tuple[bool, list[dict]]] = {}
+
+    def node(self, node_id: str) -> tuple[bool, list[dict]]:
+        """Validate one node (and, first, what it links to). Raises KeyError/IndexError like ComfyUI does."""
+        if node_id in self.validated:
+            return self.validated[node_id]
+        node = self.graph[node_id]
+        class_type = node["class_type"]
+        inputs = node.get("inputs", {})
+        errors: list[dict] = []
+        valid = True
+        for name, spec, category in self.schema.inputs(class_type):
+            input_type = spec[0]
+            extra = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
+            if name not in inputs:
+                if category == "required":
+                    errors.append({"type": "required_input_missing", "message": "Required input is missing",
+                                   "details": name, "extra_info": {"input_name": name}})
+                continue
+            val = inputs[name]
+            if isinstance(val, list) and not _is_literal_list(val):
+                if len(val) != 2:
+                    errors.append({"type": "bad_linked_input",
+                                   "message": "Bad linked input, must be a length-2 list of [node_id, slot_index]",
+                                   "details": name, "extra_info": {"input_name": name, "input_config": spec,
+                                                                   "received_value": val}})
+                    continue
+                src_id = val[0]
+                src_class = self.graph[src_id]["class_type"]  # KeyError: link to a missing node
+                received = self.schema.outputs(src_class)[val[1]]  # IndexError: output index out of range
+                if not _types_match(received, input_type):
+                    errors.append({"type": "return_type_mismatch", "message": "Return type mismatch between linked nodes",
+                                   "details": f"{name}, received_type({received}) mismatch input_type({input_type})",
+                                   "extra_info": {"input_name": name, "input_config": spec, "received_type": received,
+                                                  "linked_node": val}})
+                    continue
+                try:
+                    ok, _ = self.node(src_id)
+                    if not ok:
+                        valid = False
+                except (KeyError, IndexError, TypeError) as ex:
+                    valid = False
+                    self.validated[src_id] = (False, [{
+                        "type": "exception_during_inner_validation", "message": "Exception when validating inner node",
+                        "details": str(ex), "extra_info": {"input_name": name, "input_config": spec,
+                                                           "exception_message": str(ex),
+                                                           "exception_type": type(ex).__name__, "linked_node": val}}])
+                continue
+            errors += self._value_errors(class_type, name, spec, input_type, extra, val)
+        result = (valid and not errors, errors)
+        self.validated[node_id] = result
+        return result
+
+    def _value_errors(self, class_type: str, name: str, spec: list, input_type: Any, extra: dict,
+                      val: Any) -> list[dict]:
+        try:
+            if input_type == "INT":
+                if isinstance(val, float) and not val.is_integer():
+                    raise ValueError(f"invalid literal for int() with base 10: '{val}'")
+                val = int(val)
+            elif input_type == "FLOAT":
+                val = float(val)
+            elif input_type == "STRING":
+                val = str(val)
+            elif input_type == "BOOLEAN":
+                val = bool(val)
+        except Exception as ex:  # noqa: BLE001 - mirrors ComfyUI's catch-all conversion
+            return [{"type": "invalid_input_type", "message": f"Failed to convert an input value to a {input_type} value",
+                     "details": f"{name}, {val}, {ex}",
+                     "extra_info": {"input_name": name, "input_config": spec, "received_value": val,
+                                    "exception_message": str(ex)}}]
+        if input_type in ("INT", "FLOAT"):
+            if "min" in extra and val < extra["min"]:
+                return [{"type": "value_smaller_than_min", "message": f"Value {val} smaller than min of {extra['min']}",
+                         "details": name, "extra_info": {"input_name": name, "input_config": spec, "received_value": val}}]
+            if "max" in extra and val > extra["max"]:
+                return [{"type": "value_bigger_than_max", "message": f"Value {val} bigger than max of {extra['max']}",
+                         "details": name, "extra_info": {"input_name": name, "input_config": spec, "received_value": val}}]
+        options = combo_options(spec)
+        if options is not None and val not in options:
+            if file_folder(class_type, name, spec) is not None and not self.check_files:
+                return []
+            config: Any = spec
+            list_info = str(options)
+            if len(options) > 20:
+                list_info, config = f"(list of length {len(options)})", None
+            return [{"type": "value_not_in_list", "message": "Value not in list",
+                     "details": f"{name}: '{val}' not in {list_info}",
+                     "extra_info": {"input_name": name, "input_config": config, "received_value": val}}]
+        return []
+
+
+def _is_literal_list(val: list) -> bool:
+    """A list value that is data, not a link (rare in core nodes; links are ``[node_id:str, index:int]``)."""
+    return len(val) == 2 and not isinstance(val[0], str) and not isinstance(val[1], int)
+
+
+def validate_graph(graph: Graph, schema: NodeSchema | None = None, *,
+                   check_model_files: bool = False) -> ValidationReport:
+    """Check ``graph`` the way ComfyUI's ``POST /prompt`` does, without a ComfyUI."""
+    schema = schema or NodeSchema.bundled()
+    if not isinstance(graph, dict):
+        return ValidationReport(error=_top("no_prompt", "No prompt provided", "No prompt provided"))
+    outputs: list[str] = []
+    for node_id, node in graph.items():
+        if not isinstance(node, dict) or "class_type" not in node:
+            return ValidationReport(error=_top("invalid_prompt",
+                                               "Cannot execute because a node is missing the class_type property.",
+                                               f"Node ID '#{node_id}'"))
+        if node["class_type"] not in schema:
+            return ValidationReport(error=_top("invalid_prompt",
+                                               f"Cannot execute because node {node['class_type']} does not exist.",
+                                               f"Node ID '#{node_id}'"))
+        if schema.is_output(node["class_type"]):
+            outputs.append(node_id)
+    if not outputs:
+        return ValidationReport(error=_top("prompt_no_outputs", "Prompt has no outputs"))
+
+    v = _Validator(graph, schema, check_model_files)
+    report = ValidationReport()
+    failed: list[tuple[str, list[dict]]] = []
+    for out in sorted(outputs):
+        try:
+            ok, reasons = v.node(out)
+        except (KeyError, IndexError, TypeError) as ex:
+            ok, reasons = False, [{"type": "exception_during_validation", "message": "Exception when validating node",
+                                   "details": str(ex), "extra_info": {"exception_type": type(ex).__name__}}]
+            v.validated[out] = (False, reasons)
+        if ok:
+            report.good_outputs.append(out)
+            continue
+        failed.append((out, reasons))
+        for node_id, (node_ok, node_reasons) in v.validated.items():
+            if node_ok or not node_reasons:
+                continue
+            entry = report.node_errors.setdefault(
+                node_id, {"errors": node_reasons, "dependent_outputs": [], "class_type": graph[node_id]["class_type"]})
+            if out not in entry["dependent_outputs"]:
+                entry["dependent_outputs"].append(out)
+    if not report.good_outputs:
+        details = "\n".join(f"{e['message']}: {e['details']}" for _, reasons in failed for e in reasons)
+        report.error = _top("prompt_outputs_failed_validation", "Prompt outputs failed validation", details)
+    return report
+
+
+def ensure_valid(graph: Graph, schema: NodeSchema | None = None, *, check_model_files: bool = False,
+                 what: str = "graph") -> None:
+    """Raise :class:`FlowValidationError` (ComfyUI-shaped ``error`` and ``node_errors``) unless the graph is valid.
+
+    Unlike ComfyUI, which queues a prompt when at least one output validates, any node error fails here.
+    """
+    report = validate_graph(graph, schema, check_model_files=check_model_files)
+    if report.ok:
+        return
+    error = report.error or _top("prompt_outputs_failed_validation", "Prompt outputs failed validation")
+    first = report.summary().splitlines()[0] if report.summary() else error["message"]
+    raise FlowValidationError(f"{what} failed validation: {first}", error=copy.deepcopy(error),
+                              node_errors=copy.deepcopy(report.node_errors),
+                              hint="fix the named node inputs (see node_errors), or check the flow with "
+                                   "`comfygen flows validate`")
