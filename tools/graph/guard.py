@@ -1,0 +1,192 @@
+"""The guard: what a graph may contain before it is sent to a user's ComfyUI.
+
+- Node allowlist: core ComfyUI nodes (those the bundled ``object_info`` lists from ComfyUI's own
+  ``nodes`` and ``comfy_extras`` modules) plus the node packs the user allowed (``COMFYGEN_NODE_PACKS``
+  or ``allowed_packs``). A pack's node classes come from :data:`KNOWN_PACKS`, or from the endpoint's
+  ``object_info`` (``python_module == "custom_nodes.<pack>"``) when a schema is given. ComfyUI's paid
+  API nodes (``comfy_api_nodes``) call outside services with the user's account: they count as a pack
+  named ``comfy_api_nodes`` and are refused unless allowed.
+- ``filename_prefix`` stays inside ComfyUI's output folder: no ``..``, no absolute path, no backslash,
+  no drive letter, no control characters.
+- Bounds from Settings: width/height <= ``max_side``, steps <= ``max_steps``, images per prompt
+  <= ``max_batch``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+from ..errors import GuardError
+from .core import Graph, Schema, bundled_schema, is_link
+
+# Classes of custom node packs we know by name (pack name as its folder under custom_nodes/).
+KNOWN_PACKS: dict[str, frozenset[str]] = {
+    "ComfyUI_pruna": frozenset({"PrunaCompileModel", "CacheModelAdaptive", "CacheModelPeriodic", "CacheModelAuto"}),
+    "facerestore_cf": frozenset({"FaceRestoreModelLoader", "FaceRestoreCFWithModel", "CropFace"}),
+    "ComfyUI-Impact-Pack": frozenset({"FaceDetailer", "UltralyticsDetectorProvider", "SAMLoader",
+                                      "DetailerForEach", "BboxDetectorSEGS", "SegmDetectorSEGS"}),
+    "was-node-suite-comfyui": frozenset({"Image Resize", "Text Concatenate", "Image Blend"}),
+}
+
+MAX_NODES = 1000
+MAX_PREFIX = 200
+_DRIVE = re.compile(r"^[A-Za-z]:")
+_SIZE_INPUTS = ("width", "height", "empty_latent_width", "empty_latent_height", "target_width", "target_height")
+_BATCH_INPUTS = ("batch_size", "amount")
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def core_classes(schema: Schema | None = None) -> frozenset[str]:
+    """Core node classes: ComfyUI's ``nodes`` and ``comfy_extras`` modules (bundled schema + ``schema``)."""
+    out = set()
+    for s in (bundled_schema(), schema or {}):
+        for cls, info in s.items():
+            module = str(info.get("python_module", "nodes"))
+            if module == "nodes" or module.startswith(("nodes.", "comfy_extras")):
+                out.add(cls)
+    return frozenset(out)
+
+
+@lru_cache(maxsize=1)
+def _bundled_packs() -> dict[str, frozenset[str]]:
+    """Pack schemas shipped with the flow library (``flow_library/data/node_packs.json``), pack -> classes."""
+    try:
+        text = (resources.files("comfygen.flow_library") / "data" / "node_packs.json").read_text(encoding="utf-8")
+    except (FileNotFoundError, OSError):
+        return {}
+    return {k: frozenset(v) for k, v in json.loads(text).items() if not k.startswith("_") and isinstance(v, dict)}
+
+
+def known_packs() -> dict[str, frozenset[str]]:
+    out = dict(KNOWN_PACKS)
+    for name, classes in _bundled_packs().items():
+        out[name] = out.get(name, frozenset()) | classes
+    return out
+
+
+def pack_classes(packs: Iterable[str], schema: Schema | None = None) -> frozenset[str]:
+    """Node classes of the named packs (known map, plus the endpoint's object_info when given)."""
+    wanted = {_norm(p) for p in packs}
+    out: set[str] = set()
+    for name, classes in known_packs().items():
+        if _norm(name) in wanted:
+            out |= classes
+    for s in (bundled_schema(), schema or {}):
+        for cls, info in s.items():
+            module = str(info.get("python_module", ""))
+            if module.startswith("custom_nodes."):
+                pack = module.split(".", 2)[1]
+                if _norm(pack) in wanted:
+                    out.add(cls)
+            elif module.startswith("comfy_api_nodes") and "comfyapinodes" in wanted:
+                out.add(cls)
+    return frozenset(out)
+
+
+def allowed_classes(packs: Iterable[str] = (), schema: Schema | None = None) -> frozenset[str]:
+    return core_classes(schema) | pack_classes(packs, schema)
+
+
+def check_filename_prefix(value: Any, where: str) -> None:
+    if not isinstance(value, str):
+        raise GuardError(f"{where}: filename_prefix must be text, not {type(value).__name__}",
+                         hint="use a relative name such as 'comfygen/run'")
+    problems = []
+    if not value.strip():
+        problems.append("is empty")
+    if len(value) > MAX_PREFIX:
+        problems.append(f"is longer than {MAX_PREFIX} characters")
+    if value.startswith(("/", "~")):
+        problems.append("is an absolute path")
+    if "\\" in value:
+        problems.append("contains a backslash")
+    if _DRIVE.match(value):
+        problems.append("starts with a drive letter")
+    if ".." in value.replace("\\", "/").split("/"):
+        problems.append("contains '..'")
+    if any(ord(c) < 32 or c == "\x7f" for c in value):
+        problems.append("contains control characters")
+    if problems:
+        raise GuardError(f"{where}: filename_prefix {value!r} {' and '.join(problems)}",
+                         hint="use a relative name inside ComfyUI's output folder, e.g. 'comfygen/run'")
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def guard(graph: Graph, settings: Any, *, allowed_packs: Iterable[str] = (), schema: Schema | None = None) -> None:
+    """Raise GuardError when ``graph`` breaks a rule (see module doc); return None when it is fine.
+
+    ``allowed_packs`` adds to ``settings.node_packs``; ``schema`` (the endpoint's ``object_info``) lets
+    packs be recognised by their module name.
+    """
+    if not isinstance(graph, dict) or not graph:
+        raise GuardError("the graph is empty", hint="render a flow first")
+    if len(graph) > MAX_NODES:
+        raise GuardError(f"the graph has {len(graph)} nodes, more than {MAX_NODES}", hint="use a smaller graph")
+    packs = list(getattr(settings, "node_packs", []) or []) + list(allowed_packs)
+    allowed = allowed_classes(packs, schema)
+    max_side = int(getattr(settings, "max_side", 4096))
+    max_steps = int(getattr(settings, "max_steps", 200))
+    max_batch = int(getattr(settings, "max_batch", 64))
+
+    refused: list[str] = []
+    for node_id, node in graph.items():
+        if not isinstance(node, dict) or not isinstance(node.get("class_type"), str):
+            raise GuardError(f"node {node_id}: not an API-format node (needs 'class_type' and 'inputs')",
+                             hint="export the workflow with 'Save (API)' in ComfyUI")
+        cls = node["class_type"]
+        where = f"node {node_id} {cls}"
+        if cls not in allowed:
+            refused.append(f"{node_id} {cls}")
+        inputs = node.get("inputs", {})
+        if not isinstance(inputs, dict):
+            raise GuardError(f"{where}: inputs must be an object", hint="export the workflow in API format")
+        for name, value in inputs.items():
+            if is_link(value):
+                if str(value[0]) not in graph:
+                    raise GuardError(f"{where}: input {name} links to missing node {value[0]}",
+                                     hint="fix the link or add the node")
+                continue
+            if name == "filename_prefix":
+                check_filename_prefix(value, where)
+            v = _int(value)
+            if v is None:
+                continue
+            if name in _SIZE_INPUTS and v > max_side:
+                raise GuardError(f"{where}: {name} {v} is above the limit of {max_side}",
+                                 hint=f"ask for at most {max_side} px per side (or raise COMFYGEN_MAX_SIDE)")
+            if name == "steps" and v > max_steps:
+                raise GuardError(f"{where}: steps {v} is above the limit of {max_steps}",
+                                 hint=f"use at most {max_steps} steps (or raise COMFYGEN_MAX_STEPS)")
+            if name in _BATCH_INPUTS and v > max_batch:
+                raise GuardError(f"{where}: {name} {v} is above the limit of {max_batch}",
+                                 hint=f"ask for at most {max_batch} images per prompt (or raise COMFYGEN_MAX_BATCH)")
+    if refused:
+        unknown = ", ".join(refused[:8]) + (" ..." if len(refused) > 8 else "")
+        raise GuardError(f"node classes not allowed: {unknown}",
+                         hint="these are not core ComfyUI nodes; allow their pack with COMFYGEN_NODE_PACKS "
+                              f"(known packs: {', '.join(sorted(known_packs()))}; others by their custom_nodes "
+                              "folder name when the endpoint's object_info names it)")
+    _check_total_batch(graph, max_batch)
+
+
+def _check_total_batch(graph: Graph, max_batch: int) -> None:
+    from .batch import graph_batch
+
+    try:
+        n = graph_batch(graph)
+    except Exception:  # noqa: BLE001 - batch analysis is best effort; per-node bounds already held
+        return
+    if n > max_batch:
+        raise GuardError(f"the graph makes {n} images per prompt, above the limit of {max_batch}",
+                         hint=f"ask for at most {max_batch} images (or raise COMFYGEN_MAX_BATCH)")

@@ -1,0 +1,292 @@
+"""Run a flow end to end: render -> guard -> accelerate -> record -> run on ComfyUI -> save PNGs -> record.
+
+Every run is in the store before it is submitted (status ``queued``, with our own ComfyUI prompt id),
+so a crash, a kill or a caller that goes away never loses it: :meth:`RunStore.recover_orphans` marks
+it interrupted, and :func:`resume_run` finishes it from ComfyUI's history. Failures are recorded
+(``failed``; ``interrupted`` when ComfyUI interrupted it or the deadline passed; ``cancelled`` when our
+caller cancelled) and re-raised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as _dt
+import inspect
+import logging
+import secrets
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..flow_library.model import Flow, Graph
+from ..flow_library.render import render
+from .errors import Cancelled, ComfyGenError, ComfyUIError, ComfyUIExecutionError, DeadlineExceeded, StoreError
+from .graph.accel import plan_acceleration, apply_plan
+from .graph.batch import set_batch
+from .graph.guard import guard
+from .images import save_png_atomic
+from .store import OutputFile, RunRecord, RunStore, RunTimings
+
+log = logging.getLogger(__name__)
+
+EventCallback = Callable[[Any], Any]
+RecordCallback = Callable[[RunRecord], Any]
+SEED_RANGE = 2**32  # random seeds stay in 32 bits: portable across ComfyUI front-ends and numpy
+
+
+async def _call(cb: Callable[[Any], Any] | None, arg: Any) -> None:
+    if cb is None:
+        return
+    try:
+        result = cb(arg)
+        if inspect.isawaitable(result):
+            await result
+    except Exception:  # a broken progress callback must not break the run
+        log.exception("event callback failed")
+
+
+def run_params(flow: Flow, *, negative: str | None, width: int | None, height: int | None, batch: int,
+               accelerate: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The parameters a run is recorded (and reused) under."""
+    params: dict[str, Any] = {"negative": negative, "width": width or flow.width, "height": height or flow.height,
+                              "batch": batch, "accelerate": accelerate}
+    if extra:
+        params.update(extra)
+    return params
+
+
+def output_path(settings: Any, run_id: str, index: int, created: float | None = None) -> Path:
+    day = _dt.datetime.fromtimestamp(created or time.time(), tz=_dt.timezone.utc).strftime("%Y-%m-%d")
+    return Path(settings.outputs_dir) / day / f"{run_id}_{index:02d}.png"
+
+
+def _provenance(rec: RunRecord, index: int, endpoint: str | None) -> dict[str, Any]:
+    return {"prompt": rec.graph, "comfygen": {
+        "version": 1, "run_id": rec.id, "flow_id": rec.flow_id, "prompt": rec.prompt, "negative": rec.negative,
+        "seed": rec.seed, "index": index, "params": rec.params, "accelerate": rec.accelerate,
+        "graph_hash": rec.graph_hash, "endpoint": endpoint, "comfy_prompt_id": rec.comfy_prompt_id,
+        "scores": rec.scores or None}}
+
+
+async def _save_outputs(rec: RunRecord, out: Any, settings: Any, output_nodes: Sequence[str]) -> list[OutputFile]:
+    images = list(out.images)
+    picked = [im for im in images if im.node in output_nodes] if output_nodes else []
+    images = picked or [im for im in images if im.type == "output"] or images
+    files = []
+    for i, im in enumerate(images):
+        path = output_path(settings, rec.id, i, rec.created)
+        f = await asyncio.to_thread(save_png_atomic, im.data, path, _provenance(rec, i, out.endpoint))
+        files.append(f.model_copy(update={"node": im.node, "index": i}))
+    return files
+
+
+def _timings(out: Any, rec: RunRecord) -> RunTimings:
+    t = out.timings
+    return RunTimings(queued=rec.timings.queued, submitted=t.submitted, started=t.started or rec.timings.started,
+                      finished=t.finished or time.time(), per_node=dict(t.per_node))
+
+
+def _record_failure(store: RunStore, rec: RunRecord, exc: BaseException) -> None:
+    if isinstance(exc, asyncio.CancelledError):
+        status, err = "cancelled", Cancelled("the caller cancelled the run", hint="run it again when wanted")
+    elif isinstance(exc, (Cancelled, DeadlineExceeded)):
+        status, err = "interrupted", exc
+    else:
+        status, err = "failed", exc
+    if isinstance(exc, ComfyUIExecutionError) and "pruna_pro" in str(exc) and not exc.hint:
+        exc.hint = ("Pruna's caching nodes need pruna_pro on the ComfyUI host: install it, or use "
+                    "--accelerate compile / a core cacher")
+    try:
+        store.fail(rec.id, err, status=status)  # type: ignore[arg-type]
+    except StoreError:
+        log.exception("could not record the failure of run %s", rec.id)
+
+
+async def _follow(coro: Awaitable[Any], rec: RunRecord, store: RunStore) -> Any:
+    try:
+        return await coro
+    except BaseException as exc:
+        _record_failure(store, rec, exc)
+        raise
+
+
+async def run_flow(flow: Flow, prompt: str, *, negative: str | None = None, seed: int | None = None,
+                   width: int | None = None, height: int | None = None, batch: int = 1, accelerate: str = "none",
+                   pool: Any, store: RunStore, settings: Any, on_event: EventCallback | None = None,
+                   rewrite: Callable[[Graph], Graph] | None = None, on_record: RecordCallback | None = None,
+                   accel_options: dict[str, Any] | None = None, deadline_s: float | None = None,
+                   extra_params: dict[str, Any] | None = None, seeds: list[int] | None = None) -> RunRecord:
+    """Run ``flow`` for ``prompt`` on the pool and return the finished run record.
+
+    ``rewrite`` (noise search) changes the rendered graph before the guard; ``on_record`` is called
+    with the new record right after it is stored; ``on_event`` gets every ComfyUI event (sync or async
+    callables). ``extra_params`` are recorded with the run and take part in reuse lookups.
+    """
+    seed = secrets.randbelow(SEED_RANGE) if seed is None else seed
+    graph = render(flow, prompt, negative, seed, width, height, batch)
+    if batch > 1 and not flow.slots.batch:
+        graph = set_batch(graph, flow, batch)
+    if rewrite is not None:
+        graph = rewrite(graph)
+    guard(graph, settings)
+    if accelerate != "none":
+        schema = await pool.object_info()
+        plan = plan_acceleration(graph, accelerate, schema=schema, family=flow.family, options=accel_options)
+        graph = apply_plan(graph, plan, schema=schema)
+        log.info("acceleration %s: %s", accelerate, plan.reason)
+    params = run_params(flow, negative=negative, width=width, height=height, batch=batch, accelerate=accelerate,
+                        extra=extra_params)
+    prompt_id = str(uuid.uuid4())
+    only_url = pool.urls[0] if len(getattr(pool, "urls", [])) == 1 else None
+    rec = store.create(prompt=prompt, flow_id=flow.id, graph=graph, negative=negative, seed=seed, seeds=seeds,
+                       params=params, accelerate=accelerate, endpoint=only_url, comfy_prompt_id=prompt_id)
+    await _call(on_record, rec)
+
+    async def events(event: Any) -> None:
+        kind = getattr(event, "kind", None)
+        url = getattr(event, "url", None)
+        if kind == "started" or (kind == "queued" and url):
+            store.mark_running(rec.id, endpoint=url) if kind == "started" else store.set_endpoint(rec.id, url)
+        await _call(on_event, event)
+
+    async def execute() -> RunRecord:
+        out = await pool.run(graph, required_models=flow.models.files(), on_event=events,
+                             deadline_s=deadline_s or settings.run_deadline_s, prompt_id=prompt_id)
+        files = await _save_outputs(rec, out, settings, flow.slots.output)
+        timings = _timings(out, rec)
+        timings.saved = time.time()
+        return store.finish(rec.id, outputs=files, timings=timings, endpoint=out.endpoint)
+
+    return await _follow(execute(), rec, store)
+
+
+def _client_for(url: str, settings: Any) -> Any:
+    from .comfy.client import ComfyClient
+
+    return ComfyClient(url, connect_timeout=getattr(settings, "connect_timeout_s", 5.0),
+                       read_timeout=getattr(settings, "read_timeout_s", 60.0))
+
+
+async def _locate(rec: RunRecord, urls: Sequence[str], settings: Any) -> str | None:
+    """The endpoint that knows ``rec``'s prompt (in its history or queue)."""
+    for url in urls:
+        try:
+            async with _client_for(url, settings) as client:
+                if await client.history(rec.comfy_prompt_id) or await client.queue_position(rec.comfy_prompt_id) \
+                        is not None:
+                    return url
+        except ComfyUIError as e:
+            log.info("resume %s: %s unreachable (%s)", rec.id, url, e)
+    return None
+
+
+async def resume_run(run: RunRecord | str, *, pool: Any = None, store: RunStore, settings: Any,
+                     on_event: EventCallback | None = None, deadline_s: float | None = None) -> RunRecord:
+    """Finish a run whose caller went away (or whose process died) from ComfyUI's side.
+
+    Follows the recorded prompt on the recorded endpoint (or finds it on the pool's endpoints), saves
+    its images and records it. A run that already finished is returned as it is.
+    """
+    rec = store.get(run if isinstance(run, str) else run.id)
+    if rec.status == "succeeded":
+        return rec
+    if not rec.comfy_prompt_id:
+        raise StoreError(f"run {rec.id} cannot be resumed: it was never submitted to ComfyUI",
+                         hint="run it again")
+    urls = [rec.endpoint] if rec.endpoint else list(getattr(pool, "urls", None) or getattr(settings, "comfyui_urls",
+                                                                                           []))
+    url = rec.endpoint if rec.endpoint and len(urls) == 1 else await _locate(rec, urls, settings)
+    if url is None:
+        err = ComfyUIError(f"no ComfyUI endpoint knows prompt {rec.comfy_prompt_id} of run {rec.id} any more",
+                           hint="the server probably restarted; run it again")
+        store.fail(rec.id, err, status="interrupted")
+        raise err
+    store.mark_running(rec.id, endpoint=url)
+
+    async def execute() -> RunRecord:
+        async with _client_for(url, settings) as client:
+            out = await client.wait(rec.comfy_prompt_id, on_event=on_event,
+                                    deadline_s=deadline_s or settings.run_deadline_s)
+        files = await _save_outputs(rec, out, settings, ())
+        timings = _timings(out, rec)
+        timings.saved = time.time()
+        return store.finish(rec.id, outputs=files, timings=timings, endpoint=out.endpoint or url)
+
+    return await _follow(execute(), rec, store)
+
+
+# -- many runs ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Job:
+    """One (flow, prompt, seed) run for :func:`run_many`."""
+
+    flow: Flow
+    prompt: str
+    seed: int | None = None
+    negative: str | None = None
+    width: int | None = None
+    height: int | None = None
+    batch: int = 1
+    accelerate: str = "none"
+    rewrite: Callable[[Graph], Graph] | None = None
+    extra_params: dict[str, Any] = field(default_factory=dict)
+    tag: Any = None  # caller's own bookkeeping, returned untouched
+
+
+@dataclass
+class JobResult:
+    job: Job
+    record: RunRecord | None = None
+    error: BaseException | None = None
+    reused: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.record is not None and self.error is None
+
+
+async def run_many(jobs: Iterable[Job], *, pool: Any, store: RunStore, settings: Any, concurrency: int | None = None,
+                   reuse: bool = False, on_done: Callable[[JobResult], Any] | None = None,
+                   on_event: EventCallback | None = None) -> list[JobResult]:
+    """Run many jobs across the pool, at most ``concurrency`` at once (default: 2 per endpoint).
+
+    Failures do not stop the batch: each :class:`JobResult` holds its record or its error, in job order.
+    ``reuse=True`` returns a succeeded run with the same flow, prompt, seed and parameters from the store
+    instead of running it again (only for jobs with an explicit seed and no rewrite).
+    """
+    jobs = list(jobs)
+    limit = concurrency or max(1, 2 * len(getattr(pool, "urls", []) or [1]))
+    sem = asyncio.Semaphore(limit)
+    results: list[JobResult] = [JobResult(job=j) for j in jobs]
+
+    async def one(i: int) -> None:
+        job, res = jobs[i], results[i]
+        if reuse and job.seed is not None and job.rewrite is None:
+            params = run_params(job.flow, negative=job.negative, width=job.width, height=job.height,
+                                batch=job.batch, accelerate=job.accelerate, extra=job.extra_params or None)
+            existing = store.find_existing(job.flow.id, job.prompt, job.seed, params)
+            if existing is not None:
+                res.record, res.reused = existing, True
+                await _call(on_done, res)
+                return
+        async with sem:
+            try:
+                res.record = await run_flow(job.flow, job.prompt, negative=job.negative, seed=job.seed,
+                                            width=job.width, height=job.height, batch=job.batch,
+                                            accelerate=job.accelerate, pool=pool, store=store, settings=settings,
+                                            rewrite=job.rewrite, on_event=on_event,
+                                            extra_params=job.extra_params or None)
+            except ComfyGenError as e:
+                res.error = e
+            except Exception as e:  # noqa: BLE001 - one broken job must not sink the batch
+                log.exception("job %d (%s) failed", i, job.flow.id)
+                res.error = e
+        await _call(on_done, res)
+
+    await asyncio.gather(*(one(i) for i in range(len(jobs))))
+    return results

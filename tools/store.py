@@ -1,0 +1,465 @@
+"""The run store: one SQLite file (WAL) holding every run, its graph, outputs, timings and scores.
+
+Safe for several processes at once: WAL journal, a busy timeout, and every write in a short
+``BEGIN IMMEDIATE`` transaction. A run records the pid and host that drive it, so
+:meth:`RunStore.recover_orphans` can tell runs whose process died from runs still in progress, and
+the ComfyUI prompt id + endpoint, so a run whose caller went away can be resumed
+(:func:`comfygen.tools.pipeline.resume_run`).
+
+Seeds go up to 2**64-1 (ComfyUI's range), beyond SQLite's signed 64-bit integers: they are stored
+as decimal text.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import logging
+import os
+import secrets
+import socket
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from .errors import StoreError
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+RunStatus = Literal["queued", "running", "succeeded", "failed", "interrupted", "cancelled"]
+ACTIVE = ("queued", "running")
+FINAL = ("succeeded", "failed", "interrupted", "cancelled")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    created REAL NOT NULL,
+    updated REAL NOT NULL,
+    status TEXT NOT NULL,
+    prompt TEXT NOT NULL,
+    negative TEXT,
+    flow_id TEXT NOT NULL,
+    graph_hash TEXT NOT NULL,
+    graph TEXT NOT NULL,
+    seed TEXT,
+    seeds TEXT NOT NULL DEFAULT '[]',
+    params TEXT NOT NULL DEFAULT '{}',
+    params_key TEXT NOT NULL,
+    accelerate TEXT NOT NULL DEFAULT 'none',
+    endpoint TEXT,
+    comfy_prompt_id TEXT,
+    pid INTEGER,
+    host TEXT,
+    timings TEXT NOT NULL DEFAULT '{}',
+    outputs TEXT NOT NULL DEFAULT '[]',
+    scores TEXT NOT NULL DEFAULT '{}',
+    score_total REAL,
+    score_breakdown TEXT,
+    error TEXT
+);
+CREATE INDEX IF NOT EXISTS runs_reuse ON runs (flow_id, seed, params_key, status);
+CREATE INDEX IF NOT EXISTS runs_created ON runs (created);
+CREATE INDEX IF NOT EXISTS runs_status ON runs (status);
+"""
+
+
+class OutputFile(BaseModel):
+    """One image a run produced, as written to disk."""
+
+    path: str = Field(description="Absolute path of the PNG.")
+    sha256: str
+    size: int = Field(description="File size in bytes.")
+    width: int
+    height: int
+    node: str | None = Field(None, description="ComfyUI output node id that produced it.")
+    index: int = Field(0, description="Position in the run's batch.")
+
+
+class RunTimings(BaseModel):
+    """Unix timestamps (seconds) and per-node execution seconds."""
+
+    queued: float | None = Field(None, description="Recorded in the store (before submitting).")
+    submitted: float | None = Field(None, description="POSTed to ComfyUI.")
+    started: float | None = Field(None, description="ComfyUI started executing it.")
+    finished: float | None = Field(None, description="ComfyUI's end-of-prompt marker (or the failure).")
+    saved: float | None = Field(None, description="Images on disk and the run recorded as finished.")
+    per_node: dict[str, float] = Field(default_factory=dict)
+
+    @property
+    def duration_s(self) -> float | None:
+        if self.finished is None or self.queued is None:
+            return None
+        return self.finished - self.queued
+
+
+class RunError(BaseModel):
+    type: str
+    message: str
+    hint: str | None = None
+    details: dict[str, Any] | None = None
+
+
+class RunRecord(BaseModel):
+    """One run of a flow, as the store keeps it."""
+
+    id: str
+    created: float
+    updated: float
+    status: RunStatus
+    prompt: str
+    negative: str | None = None
+    flow_id: str
+    graph_hash: str
+    graph: dict[str, Any]
+    seed: int | None = None
+    seeds: list[int] = Field(default_factory=list, description="Every seed used (noise search records several).")
+    params: dict[str, Any] = Field(default_factory=dict, description="width, height, batch, ... as requested.")
+    accelerate: str = "none"
+    endpoint: str | None = None
+    comfy_prompt_id: str | None = None
+    pid: int | None = None
+    host: str | None = None
+    timings: RunTimings = Field(default_factory=RunTimings)
+    outputs: list[OutputFile] = Field(default_factory=list)
+    scores: dict[str, float] = Field(default_factory=dict)
+    score_total: float | None = None
+    score_breakdown: dict[str, Any] | None = None
+    error: RunError | None = None
+
+    @property
+    def resumable(self) -> bool:
+        """Not finished, and ComfyUI may still hold the result (the prompt id is known)."""
+        return self.status in ("queued", "running", "interrupted") and bool(self.comfy_prompt_id) and not self.outputs
+
+
+def params_key(params: dict[str, Any]) -> str:
+    """Canonical hash of run parameters (key order does not matter)."""
+    return hashlib.sha256(json.dumps(params, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
+
+
+def new_run_id(now: float | None = None) -> str:
+    """Sortable, readable run ids: ``20261122-214900-3f9a2c1b``."""
+    t = _dt.datetime.fromtimestamp(time.time() if now is None else now, tz=_dt.timezone.utc)
+    return f"{t:%Y%m%d-%H%M%S}-{secrets.token_hex(4)}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _store_error(e: sqlite3.Error, path: Path, action: str) -> StoreError:
+    msg = str(e)
+    low = msg.lower()
+    if "full" in low or getattr(e, "sqlite_errorcode", None) == 13:  # SQLITE_FULL
+        return StoreError(f"run store {path}: disk full while {action}; nothing was written",
+                          hint="free disk space (or point COMFYGEN_HOME at a larger disk) and retry")
+    if "locked" in low or "busy" in low:
+        return StoreError(f"run store {path}: database stayed locked while {action}",
+                          hint="another process holds a long write; retry, or raise the busy timeout")
+    if "malformed" in low or "not a database" in low:
+        return StoreError(f"run store {path} is corrupt ({msg})",
+                          hint="move the file aside; a new empty store is created on next start")
+    return StoreError(f"run store {path}: {action} failed: {msg}")
+
+
+class RunStore:
+    """SQLite-backed run records. One instance may be shared by threads and coroutines of a process."""
+
+    def __init__(self, path: Path | str, *, busy_timeout_s: float = 30.0):
+        self.path = Path(path)
+        self.host = socket.gethostname()
+        self._lock = threading.RLock()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, timeout=busy_timeout_s, isolation_level=None,
+                                       check_same_thread=False)
+            self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
+            self._db.execute("PRAGMA journal_mode = WAL")
+            self._db.execute("PRAGMA synchronous = NORMAL")
+            with self._tx():
+                for stmt in filter(str.strip, _SCHEMA.split(";")):
+                    self._db.execute(stmt)
+                row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+                if row is None:
+                    self._db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+                elif int(row[0]) > SCHEMA_VERSION:
+                    raise StoreError(f"run store {self.path} has schema version {row[0]}, newer than this "
+                                     f"comfygen understands ({SCHEMA_VERSION})", hint="upgrade comfygen")
+        except sqlite3.Error as e:
+            raise _store_error(e, self.path, "opening") from e
+        except OSError as e:
+            raise StoreError(f"cannot open run store {self.path}: {e}",
+                             hint="check COMFYGEN_HOME exists and is writable") from e
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> "RunStore":
+        return cls(settings.store_path)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> "RunStore":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- transactions -------------------------------------------------------------------------
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            else:
+                self._db.execute("COMMIT")
+
+    def _write(self, action: str, sql: str, args: tuple[Any, ...]) -> int:
+        try:
+            with self._tx() as db:
+                return db.execute(sql, args).rowcount
+        except sqlite3.Error as e:
+            raise _store_error(e, self.path, action) from e
+
+    # -- writes -------------------------------------------------------------------------------
+
+    def create(self, *, prompt: str, flow_id: str, graph: dict[str, Any], graph_hash: str | None = None,
+               negative: str | None = None, seed: int | None = None, seeds: list[int] | None = None,
+               params: dict[str, Any] | None = None, accelerate: str = "none", endpoint: str | None = None,
+               comfy_prompt_id: str | None = None, run_id: str | None = None) -> RunRecord:
+        """Record a new run as ``queued`` (owned by this process)."""
+        from ..flow_library.model import graph_hash as _graph_hash
+
+        now = time.time()
+        params = dict(params or {})
+        seeds = list(seeds if seeds is not None else ([] if seed is None else [seed]))
+        rec = RunRecord(
+            id=run_id or new_run_id(now), created=now, updated=now, status="queued", prompt=prompt,
+            negative=negative, flow_id=flow_id, graph_hash=graph_hash or _graph_hash(graph), graph=graph, seed=seed,
+            seeds=seeds, params=params, accelerate=accelerate, endpoint=endpoint, comfy_prompt_id=comfy_prompt_id,
+            pid=os.getpid(), host=self.host, timings=RunTimings(queued=now),
+        )
+        self._write("recording a new run", """
+            INSERT INTO runs (id, created, updated, status, prompt, negative, flow_id, graph_hash, graph, seed, seeds,
+                              params, params_key, accelerate, endpoint, comfy_prompt_id, pid, host, timings)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""", (
+            rec.id, now, now, rec.status, prompt, negative, flow_id, rec.graph_hash, json.dumps(graph),
+            None if seed is None else str(seed), json.dumps([str(s) for s in seeds]), json.dumps(params, default=str),
+            params_key(params), accelerate, endpoint, comfy_prompt_id, rec.pid, rec.host,
+            rec.timings.model_dump_json()))
+        return rec
+
+    def mark_running(self, run_id: str, *, endpoint: str | None = None, comfy_prompt_id: str | None = None,
+                     started: float | None = None) -> None:
+        """The run started executing (or was taken over by this process, e.g. when resuming)."""
+        rec = self.get(run_id)
+        timings = rec.timings.model_copy(update={"started": started or rec.timings.started or time.time()})
+        self._write("marking a run running", """
+            UPDATE runs SET status='running', updated=?, endpoint=COALESCE(?, endpoint),
+                   comfy_prompt_id=COALESCE(?, comfy_prompt_id), pid=?, host=?, timings=?, error=NULL
+            WHERE id=?""", (time.time(), endpoint, comfy_prompt_id, os.getpid(), self.host,
+                            timings.model_dump_json(), run_id))
+
+    def set_endpoint(self, run_id: str, endpoint: str, comfy_prompt_id: str | None = None) -> None:
+        self._write("recording the endpoint", """
+            UPDATE runs SET updated=?, endpoint=?, comfy_prompt_id=COALESCE(?, comfy_prompt_id) WHERE id=?""",
+                    (time.time(), endpoint, comfy_prompt_id, run_id))
+
+    def finish(self, run_id: str, *, outputs: list[OutputFile], timings: RunTimings | None = None,
+               endpoint: str | None = None, comfy_prompt_id: str | None = None) -> RunRecord:
+        """Mark a run succeeded with its output files; returns the updated record."""
+        rec = self.get(run_id)
+        merged = rec.timings.model_copy(update={k: v for k, v in (timings.model_dump() if timings else {}).items()
+                                                 if v not in (None, {})})
+        if merged.finished is None:
+            merged.finished = time.time()
+        self._write("recording a finished run", """
+            UPDATE runs SET status='succeeded', updated=?, outputs=?, timings=?, endpoint=COALESCE(?, endpoint),
+                   comfy_prompt_id=COALESCE(?, comfy_prompt_id), error=NULL
+            WHERE id=?""", (time.time(), json.dumps([o.model_dump() for o in outputs]), merged.model_dump_json(),
+                            endpoint, comfy_prompt_id, run_id))
+        return self.get(run_id)
+
+    def fail(self, run_id: str, error: BaseException | RunError | str, *,
+             status: Literal["failed", "interrupted", "cancelled"] = "failed") -> RunRecord:
+        """Record a failure (or interruption/cancellation) with a readable error."""
+        if isinstance(error, RunError):
+            err = error
+        elif isinstance(error, BaseException):
+            err = RunError(type=type(error).__name__, message=getattr(error, "message", None) or str(error) or
+                           type(error).__name__, hint=getattr(error, "hint", None),
+                           details=_jsonable(getattr(error, "details", None)))
+        else:
+            err = RunError(type="Error", message=str(error))
+        rec = self.get(run_id)
+        timings = rec.timings.model_copy(update={"finished": time.time()})
+        self._write("recording a failed run", "UPDATE runs SET status=?, updated=?, error=?, timings=? WHERE id=?",
+                    (status, time.time(), err.model_dump_json(), timings.model_dump_json(), run_id))
+        return self.get(run_id)
+
+    def set_scores(self, run_id: str, scores: dict[str, float], total: float | None,
+                   breakdown: dict[str, Any] | None = None) -> None:
+        """Store scorer outputs (``scores``: scorer -> raw score; ``breakdown``: anything finer, e.g. per image)."""
+        n = self._write("recording scores", """
+            UPDATE runs SET updated=?, scores=?, score_total=?, score_breakdown=? WHERE id=?""",
+                        (time.time(), json.dumps({k: float(v) for k, v in scores.items()}),
+                         None if total is None else float(total),
+                         None if breakdown is None else json.dumps(breakdown, default=str), run_id))
+        if n == 0:
+            raise StoreError(f"unknown run {run_id!r}", hint="list runs with `comfygen runs list`")
+
+    def recover_orphans(self, *, stale_after_s: float | None = None) -> list[RunRecord]:
+        """Mark queued/running runs whose process is gone as ``interrupted``; return them.
+
+        A run belongs to a dead process when it was recorded on this host and its pid no longer exists
+        (or, for runs from other hosts, when ``stale_after_s`` is given and it has not been updated for
+        that long). Returned records with ``resumable`` True can be finished with ``resume_run``:
+        ComfyUI may well have completed them.
+        """
+        recovered: list[RunRecord] = []
+        now = time.time()
+        for rec in self.list(status=list(ACTIVE), limit=None):
+            if rec.pid == os.getpid() and rec.host == self.host:
+                continue
+            if rec.host == self.host:
+                dead = rec.pid is None or not _pid_alive(rec.pid)
+            else:
+                dead = stale_after_s is not None and now - rec.updated > stale_after_s
+            if not dead:
+                continue
+            err = RunError(type="Interrupted", message=f"the process that ran it (pid {rec.pid} on {rec.host}) "
+                           "stopped before the run finished",
+                           hint=("resume it with `comfygen runs show --resume ID`" if rec.comfy_prompt_id
+                                 else "run it again"))
+            try:
+                with self._tx() as db:  # only if still active: another process may be recovering too
+                    cur = db.execute("UPDATE runs SET status='interrupted', updated=?, error=? "
+                                     "WHERE id=? AND status IN ('queued','running')",
+                                     (now, err.model_dump_json(), rec.id))
+            except sqlite3.Error as e:
+                raise _store_error(e, self.path, "recovering orphaned runs") from e
+            if cur.rowcount:
+                recovered.append(self.get(rec.id))
+        return recovered
+
+    def delete(self, run_id: str) -> None:
+        self._write("deleting a run", "DELETE FROM runs WHERE id=?", (run_id,))
+
+    # -- reads --------------------------------------------------------------------------------
+
+    def _query(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        try:
+            with self._lock:
+                cur = self._db.execute(sql, args)
+                cols = [c[0] for c in cur.description]
+                return [dict(zip(cols, row)) for row in cur.fetchall()]  # type: ignore[misc]
+        except sqlite3.Error as e:
+            raise _store_error(e, self.path, "reading") from e
+
+    def get(self, run_id: str) -> RunRecord:
+        """A run by id, or by a unique id prefix (at least 6 characters)."""
+        rows = self._query("SELECT * FROM runs WHERE id=?", (run_id,))
+        if not rows and len(run_id) >= 6:
+            rows = self._query("SELECT * FROM runs WHERE id LIKE ? ESCAPE '\\' LIMIT 2",
+                               (run_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%",))
+            if len(rows) > 1:
+                raise StoreError(f"run id prefix {run_id!r} is ambiguous", hint="give more characters of the id")
+        if not rows:
+            raise StoreError(f"unknown run {run_id!r}", hint="list runs with `comfygen runs list`")
+        return _record(rows[0])
+
+    def list(self, *, flow_id: str | None = None, status: str | list[str] | None = None,
+             prompt_contains: str | None = None, scored: bool | None = None, since: float | None = None,
+             limit: int | None = 50, offset: int = 0, oldest_first: bool = False) -> list[RunRecord]:
+        """Runs matching the filters, newest first (``limit=None`` for all)."""
+        where, args = [], []
+        if flow_id is not None:
+            where.append("flow_id=?")
+            args.append(flow_id)
+        if status is not None:
+            statuses = [status] if isinstance(status, str) else list(status)
+            where.append(f"status IN ({','.join('?' * len(statuses))})")
+            args += statuses
+        if prompt_contains:
+            where.append("instr(lower(prompt), lower(?)) > 0")
+            args.append(prompt_contains)
+        if scored is not None:
+            where.append("score_total IS NOT NULL" if scored else "score_total IS NULL")
+        if since is not None:
+            where.append("created >= ?")
+            args.append(since)
+        sql = "SELECT * FROM runs" + (" WHERE " + " AND ".join(where) if where else "")
+        sql += f" ORDER BY created {'ASC' if oldest_first else 'DESC'}, id {'ASC' if oldest_first else 'DESC'}"
+        if limit is not None:
+            sql += " LIMIT ? OFFSET ?"
+            args += [limit, offset]
+        return [_record(r) for r in self._query(sql, tuple(args))]
+
+    def count(self, *, status: str | None = None) -> int:
+        sql, args = "SELECT COUNT(*) AS n FROM runs", ()
+        if status:
+            sql, args = sql + " WHERE status=?", (status,)
+        return int(self._query(sql, args)[0]["n"])
+
+    def find_existing(self, flow_id: str, prompt: str, seed: int | None, params: dict[str, Any], *,
+                      graph_hash: str | None = None, scored: bool | None = None) -> RunRecord | None:
+        """The newest succeeded run of the same flow, prompt, seed and parameters (for reuse), or None."""
+        sql = ("SELECT * FROM runs WHERE flow_id=? AND prompt=? AND seed IS ? AND params_key=? "
+               "AND status='succeeded'")
+        args: list[Any] = [flow_id, prompt, None if seed is None else str(seed), params_key(params)]
+        if graph_hash is not None:
+            sql += " AND graph_hash=?"
+            args.append(graph_hash)
+        if scored:
+            sql += " AND score_total IS NOT NULL"
+        rows = self._query(sql + " ORDER BY created DESC LIMIT 1", tuple(args))
+        if not rows:
+            return None
+        rec = _record(rows[0])
+        if any(not Path(o.path).is_file() for o in rec.outputs):
+            return None  # files were removed: the run cannot be reused
+        return rec
+
+
+def _record(row: dict[str, Any]) -> RunRecord:
+    return RunRecord(
+        id=row["id"], created=row["created"], updated=row["updated"], status=row["status"], prompt=row["prompt"],
+        negative=row["negative"], flow_id=row["flow_id"], graph_hash=row["graph_hash"], graph=json.loads(row["graph"]),
+        seed=None if row["seed"] is None else int(row["seed"]), seeds=[int(s) for s in json.loads(row["seeds"])],
+        params=json.loads(row["params"]), accelerate=row["accelerate"], endpoint=row["endpoint"],
+        comfy_prompt_id=row["comfy_prompt_id"], pid=row["pid"], host=row["host"],
+        timings=RunTimings.model_validate_json(row["timings"]),
+        outputs=[OutputFile.model_validate(o) for o in json.loads(row["outputs"])],
+        scores=json.loads(row["scores"]), score_total=row["score_total"],
+        score_breakdown=None if row["score_breakdown"] is None else json.loads(row["score_breakdown"]),
+        error=None if row["error"] is None else RunError.model_validate_json(row["error"]),
+    )
+
+
+def _jsonable(value: Any) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    try:
+        return json.loads(json.dumps(value, default=str))
+    except (TypeError, ValueError):
+        return {"repr": repr(value)}
