@@ -35,3 +35,17 @@ def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture
+def fake_comfyui():
+    """A running fake ComfyUI (tests/fakecomfy.py) on 127.0.0.1 in a background thread.
+
+    Works for sync and async tests (``fake_comfyui.url``); stopped after the test. Build your own
+    ``FakeComfyUI(...)`` for custom models, latency, failures or executors.
+    """
+    from fakecomfy import FakeComfyUI
+
+    fake = FakeComfyUI().start_in_thread()
+    yield fake
+    fake.stop()

@@ -1,0 +1,1 @@
+"""Performance benchmarks: runnable modules, each with ``main(argv=None) -> dict``."""

@@ -1,0 +1,655 @@
+"""A faithful fake ComfyUI: a real aiohttp HTTP + websocket server on 127.0.0.1 for tests.
+
+    async with FakeComfyUI(step_time=0.01) as fake:
+        async with ComfyClient(fake.url) as c: ...
+
+    fake = FakeComfyUI().start_in_thread()   # from sync code (CLI, MCP stdio tests)
+    ...; fake.stop()
+
+It answers the endpoints of ComfyUI v0.3.64 with the recorded shapes (``../shared/comfyui``),
+validates prompts against ``object_info`` with ComfyUI's exact error bodies, runs one prompt at a
+time, sends the recorded websocket sequences message for message (status, execution_start,
+execution_cached, progress_state, executing, progress + previews, executed, execution_success,
+executing null; execution_error; execution_interrupted), caches like ComfyUI's classic cache (only
+nodes whose input signature changed since the previous prompt run), and writes real PNGs with the
+``prompt`` graph in a tEXt chunk, served by ``/view``. Node values come from a small evaluation
+engine (``fakecomfy_engine``) whose executors tests can replace (``executors={"KSampler": fn}``).
+
+Failure knobs: ``fail={"execution_error": node_id_or_class, "die_at": node_id_or_class,
+"ws_drop_at": node_id_or_class}``, and at run time ``fail_next(path, status=500, times=1)``,
+``drop_next(path, times=1, after=False)`` (close the connection without an answer, before or after
+handling the request), ``drop_websockets()`` and ``await kill()`` (the server dies: port closed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import io
+import json
+import random
+import string
+import tempfile
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+from aiohttp import WSMsgType, web
+from PIL import Image
+from PIL.PngImagePlugin import PngInfo
+
+import fakecomfy_engine as eng
+
+HERE = Path(__file__).resolve().parent
+_CANDIDATES = [HERE.parent / "flow_library" / "data" / "object_info.json",
+               HERE.parents[1] / "shared" / "comfyui" / "object_info.json"]
+_CAPTURES = HERE.parents[1] / "shared" / "comfyui" / "captures"
+MODEL_FOLDERS = ["checkpoints", "configs", "loras", "vae", "text_encoders", "diffusion_models", "clip_vision",
+                 "style_models", "embeddings", "diffusers", "vae_approx", "controlnet", "gligen", "upscale_models",
+                 "custom_nodes", "hypernetworks", "photomaker", "classifiers", "model_patches", "audio_encoders"]
+DEFAULT_MODELS = {"checkpoints": ["broken.safetensors", "random_sd15.safetensors"],
+                  "loras": ["random_lora_sd15.safetensors"]}
+_BASE_INFO: dict[str, Any] | None = None
+
+
+def recorded_object_info() -> dict[str, Any]:
+    """The node schemas a real ComfyUI v0.3.64 served (shared, do not mutate)."""
+    global _BASE_INFO
+    if _BASE_INFO is None:
+        path = next(p for p in _CANDIDATES if p.exists())
+        _BASE_INFO = json.loads(path.read_text())
+    return _BASE_INFO
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class FakeComfyUI:
+    def __init__(self, object_info: dict[str, Any] | None = None, models: dict[str, list[str]] | None = None,
+                 step_time: float = 0.0, steps: int | None = None,
+                 executors: dict[str, Callable[..., Any]] | None = None, fail: dict[str, Any] | None = None, *,
+                 node_time: float = 0.0, previews: bool = False, host: str = "127.0.0.1", port: int = 0,
+                 workdir: str | Path | None = None):
+        self.models = {f: [] for f in MODEL_FOLDERS} | dict(DEFAULT_MODELS if models is None else models)
+        self._base_info = object_info if object_info is not None else recorded_object_info()
+        self.step_time, self.steps, self.node_time, self.previews = step_time, steps, node_time, previews
+        self.executors: dict[str, Callable[..., Any]] = {**eng.DEFAULT_EXECUTORS, **(executors or {})}
+        self.fail: dict[str, Any] = dict(fail or {})
+        self.host, self._port = host, port
+        self._tmp = tempfile.TemporaryDirectory(prefix="fakecomfy-") if workdir is None else None
+        root = Path(workdir) if workdir is not None else Path(self._tmp.name)  # type: ignore[union-attr]
+        self.dirs = {t: root / t for t in ("output", "temp", "input")}
+        for d in self.dirs.values():
+            d.mkdir(parents=True, exist_ok=True)
+        self.url = ""
+        self.number = 0
+        self.pending: list[list[Any]] = []  # heap of [number, id, prompt, extra, outputs]
+        self.running: list[Any] | None = None
+        self.history: dict[str, dict[str, Any]] = {}
+        self.requests: list[tuple[str, str]] = []
+        self.executed: list[tuple[str, str]] = []  # (prompt_id, node_id) in run order
+        self.interrupts: list[Any] = []
+        self._sockets: dict[str, list[tuple[web.WebSocketResponse, dict[str, Any]]]] = {}
+        self._cache: dict[str, tuple[str, tuple, Any]] = {}
+        self._interrupt: str | None = None
+        self._http_fail: list[list[Any]] = []  # [path, status, times]
+        self._drops: list[list[Any]] = []  # [path, times, after]
+        self._counters: dict[tuple[str, str], int] = {}
+        self._info: dict[str, Any] = {}
+        self._info_bytes = b""
+        self._rebuild_info()
+        self._runner: web.AppRunner | None = None
+        self._wake: asyncio.Event | None = None
+        self._worker: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self.alive = False
+
+    # ------------------------------------------------------------------ config
+    def set_models(self, models: dict[str, list[str]]) -> None:
+        self.models.update(models)
+        self._rebuild_info()
+
+    def _rebuild_info(self) -> None:
+        info = dict(self._base_info)
+        for cls, schema in self._base_info.items():
+            req = {**(schema.get("input", {}).get("required") or {}), **(schema.get("input", {}).get("optional") or {})}
+            hits = [(n, eng.MODEL_INPUT_BY_CLASS.get((cls, n)) or eng.MODEL_INPUTS.get(n)) for n in req]
+            hits = [(n, f) for n, f in hits if f and isinstance(req[n][0], (list, str)) and req[n][0] != "STRING"]
+            if not hits:
+                continue
+            new = json.loads(json.dumps(schema))
+            for cat in ("required", "optional"):
+                for n, folder in hits:
+                    spec = (new["input"].get(cat) or {}).get(n)
+                    if spec is not None:
+                        if spec[0] == "COMBO":
+                            spec[1]["options"] = list(self.models.get(folder, []))
+                        elif isinstance(spec[0], list):
+                            spec[0] = list(self.models.get(folder, []))
+            info[cls] = new
+        self._info = info
+        self._info_bytes = json.dumps(info).encode()
+
+    def fail_next(self, path: str, status: int = 500, times: int = 1) -> None:
+        self._http_fail.append([path, status, times])
+
+    def drop_next(self, path: str, times: int = 1, after: bool = False) -> None:
+        self._drops.append([path, times, after])
+
+    # ------------------------------------------------------------------ lifecycle
+    async def __aenter__(self) -> FakeComfyUI:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def start(self) -> FakeComfyUI:
+        app = web.Application(middlewares=[self._middleware], client_max_size=200 * 2**20)
+        routes = [("GET", "/ws", self._ws), ("GET", "/system_stats", self._system_stats), ("GET", "/queue", self._q),
+                  ("POST", "/queue", self._q_post), ("GET", "/prompt", self._prompt_get),
+                  ("POST", "/prompt", self._prompt_post), ("GET", "/history", self._history),
+                  ("GET", "/history/{pid}", self._history_one), ("POST", "/history", self._history_post),
+                  ("POST", "/interrupt", self._interrupt_post), ("GET", "/object_info", self._object_info),
+                  ("GET", "/object_info/{cls}", self._object_info_one), ("GET", "/models", self._models),
+                  ("GET", "/models/{folder}", self._models_one), ("GET", "/view", self._view),
+                  ("POST", "/upload/image", self._upload), ("POST", "/free", self._empty),
+                  ("GET", "/features", self._features), ("GET", "/embeddings", self._embeddings),
+                  ("GET", "/extensions", self._extensions)]
+        for method, path, handler in routes:
+            app.router.add_route(method, path, handler)
+            app.router.add_route(method, "/api" + path, handler)
+        self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self._port)
+        await site.start()
+        self._port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"http://{self.host}:{self._port}"
+        self._wake = asyncio.Event()
+        self._worker = asyncio.create_task(self._work())
+        self._loop = asyncio.get_running_loop()
+        self.alive = True
+        return self
+
+    async def kill(self) -> None:
+        """The server dies: websockets close, the port stops answering, the running prompt is lost."""
+        if not self.alive:
+            return
+        self.alive = False
+        await self._close_sockets()
+        if self._worker is not None and self._worker is not asyncio.current_task():
+            self._worker.cancel()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def close(self) -> None:
+        await self.kill()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+    def start_in_thread(self) -> FakeComfyUI:
+        ready = threading.Event()
+        errors: list[BaseException] = []
+
+        def target() -> None:
+            loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(loop)
+            try:
+                loop.run_until_complete(self.start())
+            except BaseException as exc:  # noqa: BLE001
+                errors.append(exc)
+                ready.set()
+                return
+            ready.set()
+            loop.run_forever()
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+        self._thread = threading.Thread(target=target, name="fake-comfyui", daemon=True)
+        self._thread.start()
+        ready.wait(10)
+        if errors:
+            raise errors[0]
+        return self
+
+    def call(self, coro: Any, timeout: float = 10) -> Any:
+        """Run a coroutine of this fake on its own loop (for thread mode), e.g. ``fake.call(fake.kill())``."""
+        assert self._loop is not None
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    def stop(self) -> None:
+        if self._loop is not None and self._thread is not None:
+            if self._loop.is_running():
+                self.call(self.close())
+                self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+            self._thread = None
+
+    def drop_websockets(self) -> None:
+        """Close every websocket connection (the server stays up; clients should reconnect)."""
+        assert self._loop is not None
+        if asyncio.get_event_loop_policy().get_event_loop() is self._loop:
+            asyncio.ensure_future(self._close_sockets())
+        else:
+            self.call(self._close_sockets())
+
+    async def _close_sockets(self) -> None:
+        for conns in list(self._sockets.values()):
+            for ws, _ in list(conns):
+                await ws.close()
+        self._sockets.clear()
+
+    # ------------------------------------------------------------------ HTTP plumbing
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler: Callable[..., Any]) -> web.StreamResponse:
+        path = request.path[4:] if request.path.startswith("/api/") else request.path
+        self.requests.append((request.method, path))
+        for rule in self._http_fail:
+            if rule[2] > 0 and path == rule[0]:
+                rule[2] -= 1
+                return web.Response(status=rule[1], text="500 Internal Server Error\n\nServer got itself in trouble")
+        drop = next((r for r in self._drops if r[1] > 0 and path == r[0]), None)
+        if drop is not None:
+            drop[1] -= 1
+            if drop[2]:
+                await handler(request)
+            assert request.transport is not None
+            request.transport.close()
+            return web.Response(status=200)
+        return await handler(request)
+
+    async def _empty(self, request: web.Request) -> web.Response:
+        return web.Response(status=200)
+
+    def _capture(self, name: str, default: Any) -> Any:
+        p = _CAPTURES / name
+        return json.loads(p.read_text()) if p.exists() else default
+
+    async def _system_stats(self, request: web.Request) -> web.Response:
+        stats = self._capture("system_stats.json", {"system": {"comfyui_version": "0.3.64"}, "devices": []})
+        stats["system"]["argv"] = ["main.py", "--cpu", "--listen", self.host, "--port", str(self._port)]
+        return web.json_response(stats)
+
+    async def _features(self, request: web.Request) -> web.Response:
+        return web.json_response({"supports_preview_metadata": True, "max_upload_size": 104857600})
+
+    async def _embeddings(self, request: web.Request) -> web.Response:
+        return web.json_response(self.models.get("embeddings", []))
+
+    async def _extensions(self, request: web.Request) -> web.Response:
+        return web.json_response(self._capture("extensions.json", []))
+
+    async def _object_info(self, request: web.Request) -> web.Response:
+        return web.Response(body=self._info_bytes, content_type="application/json")
+
+    async def _object_info_one(self, request: web.Request) -> web.Response:
+        cls = request.match_info["cls"]
+        return web.json_response({cls: self._info[cls]} if cls in self._info else {})
+
+    async def _models(self, request: web.Request) -> web.Response:
+        return web.json_response(list(self.models))
+
+    async def _models_one(self, request: web.Request) -> web.Response:
+        folder = request.match_info["folder"]
+        if folder not in self.models:
+            return web.Response(status=404)
+        return web.json_response(list(self.models[folder]))
+
+    def _remaining(self) -> int:
+        return len(self.pending) + (1 if self.running is not None else 0)
+
+    async def _q(self, request: web.Request) -> web.Response:
+        return web.json_response({"queue_running": [self.running] if self.running else [],
+                                  "queue_pending": list(self.pending)})
+
+    async def _q_post(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        if body.get("clear"):
+            self.pending = []
+        for pid in body.get("delete", []) or []:
+            self.pending = [p for p in self.pending if p[1] != pid]
+        heapq.heapify(self.pending)
+        await self._broadcast_status()
+        return web.Response(status=200)
+
+    async def _prompt_get(self, request: web.Request) -> web.Response:
+        return web.json_response({"exec_info": {"queue_remaining": self._remaining()}})
+
+    async def _prompt_post(self, request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+        except ValueError:
+            return web.Response(status=500, text="500 Internal Server Error\n\nServer got itself in trouble")
+        number = body.get("number", self.number)
+        self.number += 1
+        if body.get("front"):
+            number = -number
+        if "prompt" not in body:
+            err = {"type": "no_prompt", "message": "No prompt provided", "details": "No prompt provided",
+                   "extra_info": {}}
+            return web.json_response({"error": err, "node_errors": {}}, status=400)
+        prompt = body["prompt"]
+        ok, error, outputs, node_errors = eng.validate_prompt(prompt, self._info)
+        if not ok:
+            return web.json_response({"error": error, "node_errors": node_errors}, status=400)
+        pid = str(body.get("prompt_id") or __import__("uuid").uuid4())
+        extra = dict(body.get("extra_data") or {})
+        if "client_id" in body:
+            extra["client_id"] = body["client_id"]
+        heapq.heappush(self.pending, [number, pid, prompt, extra, outputs])
+        await self._broadcast_status()
+        assert self._wake is not None
+        self._wake.set()
+        return web.json_response({"prompt_id": pid, "number": number, "node_errors": node_errors})
+
+    async def _history(self, request: web.Request) -> web.Response:
+        items = list(self.history.items())
+        if "max_items" in request.query:
+            items = items[-int(request.query["max_items"]):]
+        return web.json_response(dict(items))
+
+    async def _history_one(self, request: web.Request) -> web.Response:
+        pid = request.match_info["pid"]
+        return web.json_response({pid: self.history[pid]} if pid in self.history else {})
+
+    async def _history_post(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        if body.get("clear"):
+            self.history.clear()
+        for pid in body.get("delete", []) or []:
+            self.history.pop(pid, None)
+        return web.Response(status=200)
+
+    async def _interrupt_post(self, request: web.Request) -> web.Response:
+        body = await request.json() if request.can_read_body else None
+        self.interrupts.append(body)
+        target = body.get("prompt_id") if isinstance(body, dict) else None
+        if self.running is not None and (target is None or target == self.running[1]):
+            self._interrupt = self.running[1]
+        return web.Response(status=200)
+
+    async def _view(self, request: web.Request) -> web.StreamResponse:
+        q = request.query
+        name, sub, typ = q.get("filename", ""), q.get("subfolder", ""), q.get("type", "output")
+        if typ not in self.dirs or ".." in Path(name).parts or ".." in Path(sub).parts or name.startswith("/"):
+            return web.Response(status=400)
+        path = self.dirs[typ] / sub / name
+        if not path.is_file():
+            return web.Response(status=404)
+        if "preview" in q:
+            fmt = q["preview"].split(";")[0] or "webp"
+            buf = io.BytesIO()
+            Image.open(path).convert("RGB").save(buf, format=fmt.upper())
+            return web.Response(body=buf.getvalue(), content_type=f"image/{fmt}")
+        return web.Response(body=path.read_bytes(), content_type="image/png")
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        image = form.get("image")
+        if image is None or not hasattr(image, "file"):
+            return web.Response(status=400)
+        sub = str(form.get("subfolder", ""))
+        typ = str(form.get("type", "input")) if form.get("type") in self.dirs else "input"
+        target = self.dirs[typ] / sub
+        target.mkdir(parents=True, exist_ok=True)
+        name = Path(image.filename).name
+        if (target / name).exists() and str(form.get("overwrite", "")).lower() not in ("true", "1"):
+            stem, suffix, i = Path(name).stem, Path(name).suffix, 1
+            while (target / f"{stem} ({i}){suffix}").exists():
+                i += 1
+            name = f"{stem} ({i}){suffix}"
+        (target / name).write_bytes(image.file.read())
+        return web.json_response({"name": name, "subfolder": sub, "type": typ})
+
+    # ------------------------------------------------------------------ websocket
+    async def _ws(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(max_msg_size=0)
+        await ws.prepare(request)
+        sid = request.query.get("clientId") or __import__("uuid").uuid4().hex
+        flags: dict[str, Any] = {}
+        self._sockets.setdefault(sid, []).append((ws, flags))
+        try:
+            await ws.send_json({"type": "status", "data": {"status": {"exec_info": {
+                "queue_remaining": self._remaining()}}, "sid": sid}})
+            async for msg in ws:
+                if msg.type == WSMsgType.TEXT:
+                    try:
+                        data = json.loads(msg.data)
+                    except ValueError:
+                        continue
+                    if data.get("type") == "feature_flags":
+                        flags.update(data.get("data") or {})
+                        await ws.send_json({"type": "feature_flags", "data": {
+                            "supports_preview_metadata": True, "max_upload_size": 104857600}})
+        finally:
+            conns = self._sockets.get(sid, [])
+            self._sockets[sid] = [c for c in conns if c[0] is not ws]
+        return ws
+
+    async def _send(self, sid: str | None, msg: dict[str, Any]) -> None:
+        targets = self._sockets.get(sid, []) if sid is not None else [c for cs in self._sockets.values() for c in cs]
+        for ws, _ in list(targets):
+            try:
+                await ws.send_json(msg)
+            except (ConnectionError, RuntimeError):
+                pass
+
+    async def _send_bytes(self, sid: str, data_for: Callable[[dict[str, Any]], bytes]) -> None:
+        for ws, flags in list(self._sockets.get(sid, [])):
+            data = data_for(flags)
+            if not data:
+                continue
+            try:
+                await ws.send_bytes(data)
+            except (ConnectionError, RuntimeError):
+                pass
+
+    async def _broadcast_status(self) -> None:
+        await self._send(None, {"type": "status", "data": {"status": {"exec_info": {
+            "queue_remaining": self._remaining()}}}})
+
+    # ------------------------------------------------------------------ execution
+    async def _work(self) -> None:
+        assert self._wake is not None
+        while True:
+            if not self.pending:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            item = heapq.heappop(self.pending)
+            self.running = item
+            try:
+                await self._execute(*item)
+            finally:
+                self.running = None
+                self._interrupt = None
+
+    def _matches(self, key: str, nid: str, cls: str) -> bool:
+        v = self.fail.get(key)
+        return v is not None and str(v) in (nid, cls)
+
+    async def _execute(self, number: Any, pid: str, prompt: dict[str, Any], extra: dict[str, Any],
+                       outputs: list[str]) -> None:
+        sid = extra.get("client_id")
+        exec_sid = sid if sid is not None else "\0nobody"
+
+        async def send(kind: str, data: dict[str, Any]) -> None:
+            await self._send(exec_sid, {"type": kind, "data": data})
+
+        messages: list[list[Any]] = []
+
+        async def send_hist(kind: str, data: dict[str, Any]) -> None:
+            messages.append([kind, data])
+            await send(kind, data)
+
+        await self._broadcast_status()
+        await send_hist("execution_start", {"prompt_id": pid, "timestamp": _now_ms()})
+        order = eng.execution_order(prompt, outputs)
+        memo: dict[str, str] = {}
+        sigs = {n: eng.signature(prompt, n, memo) for n in order}
+        cached = [n for n in order if n in self._cache and self._cache[n][0] == sigs[n]]
+        await send_hist("execution_cached", {"nodes": cached, "prompt_id": pid, "timestamp": _now_ms()})
+        values: dict[str, tuple] = {n: self._cache[n][1] for n in cached}
+        ui_out: dict[str, Any] = {n: self._cache[n][2] for n in cached if self._cache[n][2] is not None}
+        new_cache = {n: self._cache[n] for n in cached}
+        executed: list[str] = []
+        pstate: dict[str, Any] = {}
+        status = ("success", True)
+        for nid in order:
+            cls = prompt[nid]["class_type"]
+            if nid in cached:
+                if nid in ui_out and self._info[cls].get("output_node"):
+                    await send("executed", {"node": nid, "display_node": nid, "output": ui_out[nid], "prompt_id": pid})
+                continue
+            if self._interrupt == pid:
+                await self._interrupted(pid, nid, cls, executed, send_hist)
+                status = ("error", False)
+                break
+            pstate[nid] = {"value": 0.0, "max": 1.0, "state": "running", "node_id": nid, "prompt_id": pid,
+                           "display_node_id": nid, "parent_node_id": None, "real_node_id": nid}
+            await self._send(sid, {"type": "progress_state", "data": {"prompt_id": pid, "nodes": dict(pstate)}})
+            await send("executing", {"node": nid, "display_node": nid, "prompt_id": pid})
+            if self._matches("die_at", nid, cls):
+                asyncio.ensure_future(self.kill())
+                await asyncio.sleep(3600)
+            if self._matches("ws_drop_at", nid, cls):
+                self.fail.pop("ws_drop_at")
+                await self._close_sockets()
+            inputs = {k: (values[str(v[0])][v[1]] if eng._is_link(v) else v)
+                      for k, v in prompt[nid].get("inputs", {}).items()}
+            try:
+                steps = self.steps if self.steps is not None else eng.sampler_steps(cls, inputs)
+                if await self._steps(pid, nid, cls, steps, sid):
+                    await self._interrupted(pid, nid, cls, executed, send_hist)
+                    status = ("error", False)
+                    break
+                if self.node_time:
+                    await asyncio.sleep(self.node_time)
+                if self._matches("execution_error", nid, cls):
+                    raise eng.ExecutionFailure("fake failure injected by the test", "RuntimeError")
+                result, ui = await self._call(nid, cls, inputs, pid, prompt, extra)
+            except Exception as exc:  # noqa: BLE001 - reported like ComfyUI does
+                etype = getattr(exc, "exception_type", None) or (
+                    type(exc).__qualname__ if type(exc).__module__ == "builtins"
+                    else f"{type(exc).__module__}.{type(exc).__qualname__}")
+                await send_hist("execution_error", {
+                    "prompt_id": pid, "node_id": nid, "node_type": cls, "executed": list(executed),
+                    "exception_message": str(exc), "exception_type": etype,
+                    "traceback": traceback.format_tb(exc.__traceback__),
+                    "current_inputs": {k: [repr(v)[:80]] for k, v in prompt[nid].get("inputs", {}).items()},
+                    "current_outputs": list(order), "timestamp": _now_ms()})
+                status = ("error", False)
+                break
+            values[nid] = result
+            new_cache[nid] = (sigs[nid], result, ui)
+            executed.append(nid)
+            self.executed.append((pid, nid))
+            pstate[nid] = {**pstate[nid], "value": 1.0, "state": "finished"}
+            for _ in range(2):
+                await self._send(sid, {"type": "progress_state", "data": {"prompt_id": pid, "nodes": dict(pstate)}})
+            if ui is not None:
+                ui_out[nid] = ui
+                await send("executed", {"node": nid, "display_node": nid, "output": ui, "prompt_id": pid})
+        self._cache = new_cache
+        if status[0] == "success":
+            await send_hist("execution_success", {"prompt_id": pid, "timestamp": _now_ms()})
+        self.history[pid] = {
+            "prompt": [number, pid, prompt, extra, outputs],
+            "outputs": {n: ui_out[n] for n in order if n in ui_out} if status[0] == "success" else {},
+            "status": {"status_str": status[0], "completed": status[1], "messages": messages},
+            "meta": {n: {"node_id": n, "display_node": n, "parent_node": None, "real_node_id": n}
+                     for n in order if n in ui_out} if status[0] == "success" else {}}
+        self.running = None
+        await self._broadcast_status()
+        await send("executing", {"node": None, "prompt_id": pid})
+
+    async def _interrupted(self, pid: str, nid: str, cls: str, executed: list[str], send_hist: Any) -> None:
+        await send_hist("execution_interrupted", {"prompt_id": pid, "node_id": nid, "node_type": cls,
+                                                  "executed": list(executed), "timestamp": _now_ms()})
+
+    async def _steps(self, pid: str, nid: str, cls: str, steps: int, sid: str | None) -> bool:
+        """Sampler steps with progress (+ previews); True when interrupted."""
+        for i in range(1, steps + 1):
+            if self.step_time:
+                await asyncio.sleep(self.step_time)
+            else:
+                await asyncio.sleep(0)
+            if self._interrupt == pid:
+                return True
+            preview = self._preview_jpeg(i) if self.previews and sid is not None else None
+            meta = {"node_id": nid, "prompt_id": pid, "display_node_id": nid, "parent_node_id": None,
+                    "real_node_id": nid}
+            if preview is not None:
+                await self._send_bytes(sid, lambda f: eng_preview(preview, meta) if f.get(
+                    "supports_preview_metadata") else b"")
+            await self._send(sid, {"type": "progress", "data": {"value": i, "max": steps, "prompt_id": pid,
+                                                                "node": nid}})
+            if preview is not None:
+                await self._send_bytes(sid, lambda f: b"" if f.get("supports_preview_metadata")
+                                       else eng_preview(preview, None))
+        return False
+
+    @staticmethod
+    def _preview_jpeg(step: int) -> bytes:
+        buf = io.BytesIO()
+        Image.new("RGB", (8, 8), (step * 20 % 256, 64, 128)).save(buf, format="JPEG")
+        return buf.getvalue()
+
+    async def _call(self, nid: str, cls: str, inputs: dict[str, Any], pid: str, prompt: dict[str, Any],
+                    extra: dict[str, Any]) -> tuple[tuple, Any]:
+        ctx = eng.NodeContext(nid, cls, pid, prompt, self._info[cls], self.dirs["output"], self.dirs["temp"],
+                              extra={"extra_data": extra})
+        fn = self.executors.get(cls)
+        if fn is None and cls in ("SaveImage", "PreviewImage"):
+            fn = self._save_image
+        res = fn(inputs, ctx) if fn is not None else eng.default_output(cls, inputs, self._info[cls])
+        if asyncio.iscoroutine(res):
+            res = await res
+        if isinstance(res, dict) and ("ui" in res or "result" in res):
+            return tuple(res.get("result") or ()), res.get("ui")
+        if not isinstance(res, tuple):
+            res = (res,)
+        return res, None
+
+    def _save_image(self, inputs: dict[str, Any], ctx: eng.NodeContext) -> dict[str, Any]:
+        images = np.asarray(inputs["images"])
+        if ctx.class_type == "PreviewImage":
+            typ, prefix = "temp", "ComfyUI_temp_" + "".join(random.choices(string.ascii_lowercase, k=5))
+        else:
+            typ, prefix = "output", str(inputs.get("filename_prefix", "ComfyUI"))
+        sub, _, base = prefix.rpartition("/")
+        folder = self.dirs[typ] / sub
+        folder.mkdir(parents=True, exist_ok=True)
+        key = (typ + "/" + sub, base)
+        if key not in self._counters:
+            nums = [int(p.name[len(base) + 1:len(base) + 6]) for p in folder.glob(f"{base}_?????_.png")
+                    if p.name[len(base) + 1:len(base) + 6].isdigit()]
+            self._counters[key] = max(nums, default=0) + 1
+        results = []
+        for img in images:
+            meta = PngInfo()
+            meta.add_text("prompt", json.dumps(ctx.graph))
+            for k, v in (ctx.extra.get("extra_data", {}).get("extra_pnginfo") or {}).items():
+                meta.add_text(k, json.dumps(v))
+            name = f"{base}_{self._counters[key]:05}_.png"
+            self._counters[key] += 1
+            pixels = (np.clip(np.nan_to_num(img), 0, 1) * 255.0).round().astype(np.uint8)
+            Image.fromarray(pixels).save(folder / name, pnginfo=meta, compress_level=1 if typ == "temp" else 4)
+            results.append({"filename": name, "subfolder": sub, "type": typ})
+        return {"ui": {"images": results}, "result": ()}
+
+
+def eng_preview(jpeg: bytes, meta: dict[str, Any] | None) -> bytes:
+    """A binary preview frame (event 4 with metadata, else legacy event 1)."""
+    import struct
+
+    if meta is not None:
+        m = json.dumps({**meta, "image_type": "image/jpeg"}).encode()
+        return struct.pack(">II", 4, len(m)) + m + jpeg
+    return struct.pack(">II", 1, 1) + jpeg

@@ -1,0 +1,6 @@
+"""Talking to ComfyUI servers: one endpoint (:class:`ComfyClient`) or many (:class:`EndpointPool`)."""
+
+from .client import ComfyClient, OutputImage, RunOutput, Timings
+from .events import Event
+
+__all__ = ["ComfyClient", "RunOutput", "OutputImage", "Timings", "Event"]
