@@ -151,6 +151,34 @@ def write_atomic(path: Path, data: bytes, *, durable: bool = True) -> None:
                          hint="check that COMFYGEN_HOME is writable") from e
 
 
+def remove_stale_temp(root: Path | str) -> list[Path]:
+    """Delete temp files left by writers that were killed mid-write (their pid is gone); return them."""
+    removed = []
+    for tmp in Path(root).rglob(".*.tmp"):
+        parts = tmp.name.rsplit(".", 3)  # .<name>.<pid>.<rand>.tmp
+        try:
+            pid = int(parts[-3])
+        except (IndexError, ValueError):
+            continue
+        if pid != os.getpid() and not _pid_alive(pid):
+            try:
+                tmp.unlink()
+                removed.append(tmp)
+            except OSError:
+                pass
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def save_png_atomic(image: bytes | Image.Image, path: Path | str, provenance: dict[str, Any] | None = None, *,
                     durable: bool = True) -> OutputFile:
     """Write a PNG atomically with provenance text chunks; return its :class:`OutputFile` record.

@@ -228,11 +228,12 @@ class RunStore:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            else:
                 self._db.execute("COMMIT")
+            except BaseException:
+                # SQLite rolls back by itself on some errors (SQLITE_FULL, SQLITE_IOERR): only roll back what is open.
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
 
     def _write(self, action: str, sql: str, args: tuple[Any, ...]) -> int:
         try:
