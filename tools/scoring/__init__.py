@@ -1,0 +1,1 @@
+"""Reward models that score generated images, and their ensemble."""
