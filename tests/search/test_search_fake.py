@@ -1,0 +1,154 @@
+"""Searches end to end against the fake ComfyUI whose executors compute ComfyUI's real noise math."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+import torch
+from search_helpers import CKPT, OnePool, TargetScorer, sd15_flow
+
+from comfygen.tools.search.engine import SearchConfig
+from comfygen.tools.search.noise import discrete_sigma_max, eps_start_scale, latent_shape, realise
+from comfygen.tools.search.run import run_search
+from comfygen.tools.search.verify import VerifierSet
+from comfygen.tools.settings import Settings
+from comfygen.tools.store import RunStore
+from fakecomfy import FakeComfyUI
+from fakecomfy_noise import NoiseExecutors
+
+pytestmark = pytest.mark.anyio
+
+SIZE = 64
+SHAPE = latent_shape(SIZE, SIZE)
+K = eps_start_scale(discrete_sigma_max())
+
+
+def target_field(seed: int = 7) -> np.ndarray:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(SIZE // 8, SIZE // 8, 3, generator=g).numpy()
+
+
+async def _search(tmp_path, cfg: SearchConfig, scorer: TargetScorer, **kw):
+    ex = NoiseExecutors()
+    settings = Settings(home=tmp_path / "home")
+    store = RunStore(settings.store_path)
+    async with FakeComfyUI(models={"checkpoints": [CKPT]}, executors=ex.executors()) as fake:
+        async with OnePool(fake.url) as pool:
+            res = await run_search(sd15_flow(SIZE), "a red fox", cfg, verifiers=VerifierSet([scorer]), pool=pool,
+                                   store=store, settings=settings, **kw)
+    return res, ex, store
+
+
+def _check_starts(res, ex: NoiseExecutors, store: RunStore) -> int:
+    """Every candidate started from K * realise(its noise): the latent the algorithm meant."""
+    by_pid = {s.prompt_id: s.x_t for s in ex.starts}
+    checked = 0
+    for c in res.candidates:
+        rec = store.get(c.run_id)
+        index = next(o.index for o in rec.outputs if o.path == c.image)
+        got = torch.from_numpy(by_pid[rec.comfy_prompt_id][index])
+        want = K * realise(c.noise, SHAPE)[0]
+        assert torch.allclose(got, want, rtol=1e-5, atol=1e-4), c.noise.label()
+        checked += 1
+    return checked
+
+
+async def test_random_search_finds_the_known_optimum_in_batches(tmp_path):
+    scorer = TargetScorer(target_field())
+    cfg = SearchConfig(algorithm="random", candidates=12, batch=5, seed=3, top_k=4)
+    res, ex, store = await _search(tmp_path, cfg, scorer)
+    assert len(res.candidates) == 12 and res.stop_reason == "budget"
+    assert [len(r.generated) for r in res.rounds] == [5, 5, 2]
+    assert len(res.run_ids) == 3 and scorer.calls == [5, 5, 2]  # three prompts, scored in batches
+    # the optimum, computed independently from the recorded seeds, is the search's best
+    expected = [scorer.expected(c.noise, SHAPE) for c in res.candidates]
+    for c, e in zip(res.candidates, expected):
+        assert c.raw["target"] == pytest.approx(e, abs=1e-3)
+    assert res.best.id == int(np.argmax(expected))
+    assert res.top_k[0] == res.best.id and len(res.top_k) == 4
+    assert _check_starts(res, ex, store) == 12
+    # each candidate is a plain seeded draw: (batch seed, batch index)
+    assert all(c.noise.is_plain for c in res.candidates)
+    assert {c.noise.terms[0].index for c in res.candidates} == set(range(5))
+    # outputs: contact sheet + summary, scores in the store
+    assert res.contact_sheet and res.summary_path
+    rec = store.get(res.best.run_id)
+    assert rec.score_total is not None and rec.score_breakdown["noise_search"]
+    assert rec.params["noise_search"]["mode"] == "seeded"
+
+
+async def test_zero_order_improves_and_candidates_start_from_exact_neighbours(tmp_path):
+    scorer = TargetScorer(target_field())
+    cfg = SearchConfig(algorithm="zero-order", candidates=21, neighbours=4, lam=0.9, rounds=5, batch=3, seed=1)
+    res, ex, store = await _search(tmp_path, cfg, scorer)
+    assert len(res.candidates) == 21  # 1 pivot + 5 rounds x 4 neighbours when every round accepts
+    expected = [scorer.expected(c.noise, SHAPE) for c in res.candidates]
+    assert res.best.id == int(np.argmax(expected))
+    assert _check_starts(res, ex, store) == 21
+    assert res.mode == "latent"
+    # pivots are never re-generated: every noise was generated once
+    assert len({c.noise.key() for c in res.candidates}) == len(res.candidates)
+    # accepted rounds move to a strictly better pivot; the search beat its first pivot
+    for r in res.rounds:
+        if r.accepted is not None:
+            assert res.candidates[r.accepted].raw["target"] > res.candidates[r.pivot].raw["target"]
+            assert res.candidates[r.accepted].parent == r.pivot
+    first_pivot = res.candidates[res.rounds[0].pivot]
+    assert res.best.raw["target"] > first_pivot.raw["target"] + 0.1
+
+
+async def test_zero_order_rejects_round_and_draws_fresh_pivot(tmp_path):
+    """A verifier that always prefers the pivot: every round is rejected, a fresh pivot each time."""
+
+    class PivotLover:
+        name = "pivot"
+
+        def __init__(self):
+            self.n = 0
+
+        def score(self, images, prompts):
+            # the first image of every round's batch is its (new) pivot
+            out = [1.0 if i == 0 else 0.0 for i in range(len(images))]
+            return torch.tensor(out)
+
+    cfg = SearchConfig(algorithm="zero-order", candidates=10, neighbours=4, lam=0.95, rounds=2, batch=8, seed=2)
+    ex = NoiseExecutors()
+    settings = Settings(home=tmp_path / "h")
+    store = RunStore(settings.store_path)
+    async with FakeComfyUI(models={"checkpoints": [CKPT]}, executors=ex.executors()) as fake:
+        async with OnePool(fake.url) as pool:
+            res = await run_search(sd15_flow(SIZE), "x", cfg, verifiers=VerifierSet([PivotLover()]), pool=pool,
+                                   store=store, settings=settings)
+    assert [r.accepted for r in res.rounds] == [None, None]
+    pivots = [c for c in res.candidates if c.role == "pivot"]
+    assert len(pivots) == 2 and pivots[0].noise != pivots[1].noise
+    assert len(res.candidates) == 10
+
+
+async def test_wall_time_cancels_the_running_prompt(tmp_path):
+    scorer = TargetScorer(target_field())
+    cfg = SearchConfig(algorithm="random", candidates=40, batch=2, seed=0, wall_time_s=0.6)
+    ex = NoiseExecutors()
+    settings = Settings(home=tmp_path / "h")
+    store = RunStore(settings.store_path)
+    async with FakeComfyUI(models={"checkpoints": [CKPT]}, executors=ex.executors(), step_time=0.05) as fake:
+        async with OnePool(fake.url) as pool:
+            res = await run_search(sd15_flow(SIZE, steps=4), "x", cfg, verifiers=VerifierSet([scorer]), pool=pool,
+                                   store=store, settings=settings)
+            await asyncio.sleep(0.1)
+            assert fake.interrupts or not fake.pending  # the in-flight prompt was interrupted / removed
+    assert res.stop_reason == "wall_time"
+    assert 0 < len(res.candidates) < 40
+    assert res.best is not None
+
+
+async def test_patience_stops_early_and_progress_reports_best(tmp_path):
+    scorer = TargetScorer(target_field())
+    seen = []
+    cfg = SearchConfig(algorithm="random", candidates=64, batch=4, seed=5, patience=2)
+    res, _, _ = await _search(tmp_path, cfg, scorer, on_progress=seen.append)
+    assert res.stop_reason == "patience" and len(res.candidates) < 64
+    assert seen and seen[-1].best_id == res.best.id and seen[-1].done == len(res.candidates)
+    assert all(a.done < b.done for a, b in zip(seen, seen[1:]))

@@ -1,0 +1,94 @@
+"""Noise search end to end on a flow: batches through the run pipeline, records, images, summary."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ...flow_library.model import Flow
+from ...flow_library.render import render
+from ..errors import StoreError
+from .engine import Candidate, SearchConfig, SearchProgress, SearchResult, search
+from .generate import ComfyGenerator, Mode, default_batch, rewrite_for
+from .graphs import find_noise_sampler, latent_graph
+from .noise import NoiseSpec
+from .report import write_outputs
+from .verify import VerifierSet
+
+log = logging.getLogger(__name__)
+
+
+def resolve_config(config: SearchConfig, flow: Flow, settings: Any = None) -> SearchConfig:
+    """Fill in size (the flow's) and batch (a default for the family and size)."""
+    upd: dict[str, Any] = {}
+    fields = config.model_fields_set
+    if "width" not in fields:
+        upd["width"] = flow.width
+    if "height" not in fields:
+        upd["height"] = flow.height
+    cfg = config.model_copy(update=upd)
+    if cfg.batch is None:
+        cap = int(getattr(settings, "max_batch", 64) or 64)
+        cfg = cfg.model_copy(update={"batch": default_batch(flow.family, cfg.width, cfg.height, max_batch=cap)})
+    return cfg
+
+
+def check_flow(flow: Flow, config: SearchConfig) -> None:
+    """Fail before any generation when the flow cannot carry this search (clear error + hint)."""
+    graph = render(flow, "check", seed=0, width=config.width, height=config.height)
+    find_noise_sampler(graph)
+    if config.algorithm == "zero-order":
+        latent_graph(graph, [NoiseSpec.seeded(1)], flow.family)
+
+
+async def run_search(flow: Flow, prompt: str, config: SearchConfig, *, verifiers: VerifierSet, pool: Any,
+                     store: Any, settings: Any, negative: str | None = None, steps: int | None = None,
+                     out_dir: Path | str | None = None, on_progress: Callable[[SearchProgress], Any] | None = None,
+                     on_event: Any = None) -> SearchResult:
+    """Run a random or zero-order search for ``prompt`` on ``flow``; write the contact sheet and summary."""
+    cfg = resolve_config(config, flow, settings)
+    check_flow(flow, cfg)
+    search_id = uuid.uuid4().hex[:12]
+    gen = ComfyGenerator(flow, prompt, pool=pool, store=store, settings=settings, negative=negative,
+                         width=cfg.width, height=cfg.height, steps=steps, on_event=on_event, search_id=search_id)
+    result = await search(prompt, generate=gen, verifiers=verifiers, config=cfg, on_progress=on_progress)
+    _record_scores(store, result, search_id)
+    out = Path(out_dir) if out_dir is not None else Path(settings.outputs_dir) / "search" / search_id
+    return write_outputs(result, out)
+
+
+def _record_scores(store: Any, result: SearchResult, search_id: str) -> None:
+    by_run: dict[str, list[Candidate]] = {}
+    for c in result.candidates:
+        if c.run_id:
+            by_run.setdefault(c.run_id, []).append(c)
+    for run_id, cands in by_run.items():
+        best = max(cands, key=lambda c: c.total if c.total is not None else float("-inf"))
+        breakdown = {"noise_search": search_id, "aggregation": result.aggregation, "candidates": [
+            {"candidate": c.id, "rank": c.rank, "raw": c.raw, "total": c.total, "noise": c.noise.model_dump(mode="json")}
+            for c in cands]}
+        try:
+            store.set_scores(run_id, best.raw, best.total, breakdown=breakdown)
+        except StoreError:
+            log.exception("could not record scores of run %s", run_id)
+
+
+async def regenerate(flow: Flow, prompt: str, noise: NoiseSpec, *, mode: Mode, pool: Any, store: Any,
+                     settings: Any, negative: str | None = None, steps: int | None = None,
+                     width: int | None = None, height: int | None = None) -> Any:
+    """Generate one candidate again, alone (e.g. with more steps). Returns the run record.
+
+    At the search's size the candidate starts from exactly the same noise. At another size the same
+    seeds and coefficients give a new noise of that shape (a noise cannot keep its values across shapes).
+    """
+    from ..pipeline import run_flow
+
+    rw = rewrite_for([noise], mode, flow.family, steps=steps)
+    seeds = sorted({t.seed for t in noise.terms})
+    return await run_flow(flow, prompt, negative=negative, seed=seeds[0], width=width, height=height, batch=1,
+                          pool=pool, store=store, settings=settings, rewrite=rw, seeds=seeds,
+                          extra_params={"noise_search": {"regenerate": noise.model_dump(mode="json"), "mode": mode,
+                                                         "steps": steps}})
