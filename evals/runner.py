@@ -1,0 +1,236 @@
+"""Run an evaluation from a config: prompts × seeds × strategies -> images -> scores -> report.
+
+Resumable and economical at two levels: the run directory's ``samples.jsonl`` says which
+(strategy, prompt, seed) are done, and the run store's :meth:`find_existing` hands back any image made
+before with the same (flow, prompt, seed, parameters), even by another evaluation or a user run.
+Scores already in the store are reused too (real scorers only; tiny test scorers never touch the store).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, Field, ValidationError
+
+from ..flow_library.library import FlowLibrary
+from ..tools.errors import ComfyGenError, ConfigError
+from ..tools.settings import Settings, get_settings
+from .geneval import DEFAULT_CLIP, DEFAULT_DETECTOR, GENEVAL_RULES, OWLV2_RULES, GenEvalRules
+from .metrics import Sample
+from .prompts import Prompt, load_set, sample
+from .strategies import Strategy, StrategySpec, build_strategies
+from .summary import RUN_FILE, SAMPLES_FILE, load_samples
+
+log = logging.getLogger(__name__)
+
+
+class PromptSpec(BaseModel):
+    set: str = Field(description="Built-in set name (parti, drawbench, geneval, ...) or a prompt file path.")
+    n: int | None = Field(None, description="Total prompts (spread over categories).")
+    per_category: int | None = Field(None, description="At most this many prompts per category.")
+    categories: list[str] | None = Field(None, description="Only these categories.")
+    seed: int = Field(0, description="Sampling seed.")
+
+
+class GenEvalSpec(BaseModel):
+    tiny: bool = Field(False, description="Random tiny OWLv2/CLIP (tests); verdicts are meaningless.")
+    detector: str = DEFAULT_DETECTOR
+    clip: str = DEFAULT_CLIP
+    rules: Literal["owlv2", "geneval"] = Field("owlv2", description="Threshold preset (see evals/geneval.py).")
+    overrides: dict[str, float] = Field(default_factory=dict, description="Override rule fields (threshold, ...).")
+
+    def build_rules(self) -> GenEvalRules:
+        base = GENEVAL_RULES if self.rules == "geneval" else OWLV2_RULES
+        return base.model_copy(update=self.overrides)
+
+
+class EvalConfig(BaseModel):
+    name: str
+    description: str = ""
+    data_dir: str | None = None
+    prompts: PromptSpec
+    seeds: int = Field(1, ge=1, description="Seeds per prompt (the same for every strategy).")
+    seed: int = Field(0, description="Base seed: per-prompt seeds derive from it and the prompt id.")
+    width: int | None = None
+    height: int | None = None
+    negative: str | None = None
+    accelerate: str = "none"
+    strategies: list[StrategySpec]
+    scorers: list[str] = Field(default_factory=list, description="Scorers to run on every image.")
+    heldout: str | None = Field(None, description="Scorer for win rates (must be in scorers).")
+    baseline: str | None = Field(None, description="Strategy the summary's win-rate column compares against.")
+    tiny_scorers: bool = Field(False, description="Tiny random scorers (CI smoke runs only).")
+    geneval: GenEvalSpec | None = None
+    comfyui_urls: list[str] = Field(default_factory=list, description="Default: COMFYGEN_COMFYUI_URLS.")
+    concurrency: int | None = None
+    n_boot: int = 2000
+    out_dir: str | None = Field(None, description="Default: $COMFYGEN_HOME/evals/<name>.")
+
+
+def load_config(path: str | Path) -> EvalConfig:
+    p = Path(path)
+    if not p.exists():
+        raise ConfigError(f"config {p} not found", hint="see evals/configs/ for examples")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        cfg = EvalConfig.model_validate(data)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{p}: not valid YAML: {e}", hint="check indentation and quoting") from e
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(x) for x in first["loc"])
+        raise ConfigError(f"{p}: {where}: {first['msg']}", hint="see evals/configs/smoke.yaml for a valid config") from e
+    if cfg.heldout and cfg.heldout not in cfg.scorers:
+        cfg.scorers.append(cfg.heldout)
+    return cfg
+
+
+def prompt_seeds(prompt: Prompt, base: int, n: int) -> list[int]:
+    """Seeds for one prompt: a function of (base seed, prompt id, k) only, so every strategy and every rerun
+    gets the same ones whatever the sampling order."""
+    return [int(hashlib.sha256(f"{base}:{prompt.id}:{k}".encode()).hexdigest()[:8], 16) for k in range(n)]
+
+
+class SampleLog:
+    """Append-only samples.jsonl (a later line for the same key replaces an earlier one when loaded)."""
+
+    def __init__(self, run_dir: Path):
+        self.path = run_dir / SAMPLES_FILE
+        self._lock = threading.Lock()
+
+    def write(self, s: Sample) -> None:
+        with self._lock, self.path.open("a", encoding="utf-8") as f:
+            f.write(s.model_dump_json() + "\n")
+
+
+def gpu_seconds(record: Any) -> float | None:
+    """ComfyUI execution time per image, from the run store timings (queue wait excluded when known)."""
+    t = record.timings
+    start = t.started or t.queued
+    if start is None or t.finished is None:
+        return None
+    return max(0.0, t.finished - start) / max(1, len(record.outputs))
+
+
+def sample_from_record(strategy: str, prompt: Prompt, seed: int, record: Any, *, reused: bool,
+                       note: str = "") -> Sample:
+    return Sample(strategy=strategy, prompt_id=prompt.id, prompt=prompt.text, category=prompt.category, seed=seed,
+                  flow_id=record.flow_id, run_id=record.id,
+                  image=record.outputs[0].path if record.outputs else None, gpu_seconds=gpu_seconds(record),
+                  reused=reused, error=None if record.outputs else "run produced no image")
+
+
+def _error_sample(strategy: str, prompt: Prompt, seed: int, err: BaseException, flow_id: str | None = None) -> Sample:
+    msg = getattr(err, "message", None) or str(err) or type(err).__name__
+    return Sample(strategy=strategy, prompt_id=prompt.id, prompt=prompt.text, category=prompt.category, seed=seed,
+                  flow_id=flow_id, error=f"{type(err).__name__}: {msg}"[:500])
+
+
+def run_dir_for(cfg: EvalConfig, settings: Settings) -> Path:
+    return Path(cfg.out_dir) if cfg.out_dir else Path(settings.home) / "evals" / cfg.name
+
+
+async def run_eval(cfg: EvalConfig, *, settings: Settings | None = None, pool: Any = None, store: Any = None,
+                   out_dir: str | Path | None = None, report: bool = True) -> Path:
+    """Run (or resume) an evaluation and build its report. Returns the run directory."""
+    from ..tools.store import RunStore
+
+    settings = settings or get_settings()
+    run_dir = Path(out_dir) if out_dir else run_dir_for(cfg, settings)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    library = FlowLibrary.default(settings.user_flows_dir)
+    strategies = build_strategies(cfg.strategies, library)
+    prompts = sample(load_set(cfg.prompts.set, cfg.data_dir), n=cfg.prompts.n, per_category=cfg.prompts.per_category,
+                     categories=cfg.prompts.categories, seed=cfg.prompts.seed)
+    if not prompts:
+        raise ConfigError("the prompt selection is empty", hint="check prompts.set / categories / n")
+    names = [s.name for s in strategies]
+    if cfg.baseline and cfg.baseline not in names:
+        raise ConfigError(f"baseline {cfg.baseline!r} is not a strategy", hint=f"strategies: {names}")
+    (run_dir / RUN_FILE).write_text(json.dumps({
+        "name": cfg.name, "description": cfg.description, "config": cfg.model_dump(mode="json"),
+        "strategies": names, "heldout": cfg.heldout, "baseline": cfg.baseline, "prompt_set": cfg.prompts.set,
+        "tiny": cfg.tiny_scorers, "seed": cfg.seed, "n_prompts": len(prompts), "started": time.time(),
+    }, indent=2), encoding="utf-8")
+
+    own_store = store is None
+    store = store or RunStore(settings.store_path)
+    log_ = SampleLog(run_dir)
+    try:
+        done = {(s.strategy, s.prompt_id, s.seed) for s in load_samples(run_dir) if s.error is None}
+        todo = [(st, p, seed) for st in strategies for p in prompts for seed in prompt_seeds(p, cfg.seed, cfg.seeds)
+                if (st.name, p.id, seed) not in done]
+        log.info("%d prompts × %d seeds × %d strategies: %d to generate", len(prompts), cfg.seeds, len(strategies),
+                 len(todo))
+        if todo:
+            await _generate(cfg, todo, settings=settings, pool=pool, store=store, log_=log_)
+        from .scoring import score_samples
+
+        score_samples(load_samples(run_dir), cfg, {p.id: p for p in prompts}, settings=settings, store=store,
+                      write=log_.write)
+    finally:
+        if own_store:
+            store.close()
+    if report:
+        from .report import build_report
+
+        build_report(run_dir, n_boot=cfg.n_boot)
+    return run_dir
+
+
+async def _generate(cfg: EvalConfig, todo: Sequence[tuple[Strategy, Prompt, int]], *, settings: Settings, pool: Any,
+                    store: Any, log_: SampleLog) -> None:
+    if pool is None:
+        from ..tools.comfy.pool import EndpointPool
+
+        urls = cfg.comfyui_urls or settings.comfyui_urls
+        if not urls:
+            raise ConfigError("no ComfyUI endpoint configured",
+                              hint="set comfyui_urls in the config or COMFYGEN_COMFYUI_URLS")
+        async with EndpointPool(urls) as p:
+            await _generate(cfg, todo, settings=settings, pool=p, store=store, log_=log_)
+        return
+    from ..tools.pipeline import Job, run_many
+
+    jobs: list[Job] = []
+    special: list[tuple[Strategy, Prompt, int]] = []
+    for st, p, seed in todo:
+        if st.kind in ("planner_search", "agent"):
+            special.append((st, p, seed))
+            continue
+        try:
+            choice = st.choose(p)
+        except ComfyGenError as e:
+            log_.write(_error_sample(st.name, p, seed, e))
+            continue
+        jobs.append(Job(flow=choice.flow, prompt=p.text, seed=seed, negative=cfg.negative, width=cfg.width,
+                        height=cfg.height, accelerate=cfg.accelerate, tag=(st.name, p, seed, choice.note)))
+
+    def done(res: Any) -> None:
+        name, p, seed, note = res.job.tag
+        if res.ok:
+            log_.write(sample_from_record(name, p, seed, res.record, reused=res.reused, note=note))
+        else:
+            log_.write(_error_sample(name, p, seed, res.error or RuntimeError("no record"), res.job.flow.id))
+
+    if jobs:
+        await run_many(jobs, pool=pool, store=store, settings=settings, concurrency=cfg.concurrency, reuse=True,
+                       on_done=done)
+    if special:
+        from .special import produce
+
+        await produce(cfg, special, settings=settings, pool=pool, store=store, write=log_.write)
+
+
+def run_config(path: str | Path, *, settings: Settings | None = None, out_dir: str | Path | None = None) -> Path:
+    """Synchronous entry point (CLI)."""
+    return asyncio.run(run_eval(load_config(path), settings=settings, out_dir=out_dir))

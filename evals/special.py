@@ -1,0 +1,102 @@
+"""Strategies that do more than one plain run per prompt: planner + noise search, and the ComfyGen-IC agent.
+
+Both report the image they settle on and, as cost, the ComfyUI seconds of *every* run they made for it,
+so their GPU seconds per image are comparable with a single run's.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ..tools.errors import ComfyGenError
+from .metrics import Sample
+from .prompts import Prompt
+from .strategies import Strategy
+
+log = logging.getLogger(__name__)
+
+
+def _seconds(store: Any, run_ids: Sequence[str]) -> float | None:
+    from .runner import gpu_seconds
+
+    total, found = 0.0, False
+    for rid in dict.fromkeys(run_ids):
+        try:
+            rec = store.get(rid)
+        except ComfyGenError:
+            continue
+        g = gpu_seconds(rec)
+        if g is not None:
+            total += g * max(1, len(rec.outputs))
+            found = True
+    return total if found else None
+
+
+async def produce(cfg: Any, items: Sequence[tuple[Strategy, Prompt, int]], *, settings: Any, pool: Any, store: Any,
+                  write: Callable[[Sample], None]) -> None:
+    from .runner import _error_sample
+
+    for st, p, seed in items:
+        try:
+            if st.kind == "planner_search":
+                s = await _planner_search(cfg, st, p, seed, settings=settings, pool=pool, store=store)
+            else:
+                s = await _agent(cfg, st, p, seed, settings=settings, pool=pool, store=store)
+        except ComfyGenError as e:
+            log.warning("%s failed on %s: %s", st.name, p.id, e)
+            s = _error_sample(st.name, p, seed, e)
+        write(s)
+
+
+async def _planner_search(cfg: Any, st: Strategy, p: Prompt, seed: int, *, settings: Any, pool: Any,
+                          store: Any) -> Sample:
+    from ..tools.search.engine import SearchConfig
+    from ..tools.search.run import run_search
+    from ..tools.search.verify import VerifierSet, build_verifiers
+
+    spec = st.spec.search
+    assert spec is not None
+    choice = st.choose(p)
+    if not hasattr(st, "_verifiers"):
+        st._verifiers = VerifierSet(build_verifiers(spec.verifiers, settings, tiny=cfg.tiny_scorers))  # type: ignore[attr-defined]
+    size = {k: v for k, v in (("width", cfg.width), ("height", cfg.height)) if v}
+    scfg = SearchConfig(algorithm="random" if spec.mode == "random" else "zero-order", candidates=spec.candidates,
+                        neighbours=max(1, spec.candidates // max(1, spec.steps)), seed=seed, **size)
+    res = await run_search(choice.flow, p.text, scfg, verifiers=st._verifiers, pool=pool,  # type: ignore[attr-defined]
+                           store=store, settings=settings, negative=cfg.negative)
+    if res.best is None or not res.best.image:
+        raise ComfyGenError(f"noise search produced no image for {p.id}", hint="check the ComfyUI logs")
+    return Sample(strategy=st.name, prompt_id=p.id, prompt=p.text, category=p.category, seed=seed,
+                  flow_id=choice.flow.id, run_id=res.best.run_id, image=res.best.image,
+                  gpu_seconds=_seconds(store, res.run_ids))
+
+
+async def _agent(cfg: Any, st: Strategy, p: Prompt, seed: int, *, settings: Any, pool: Any, store: Any) -> Sample:
+    from ..tools.agent import loop as agent_loop
+    from ..tools.agent.llm import make_llm
+    from ..tools.agent.service import ComfyGen
+
+    spec = st.spec.agent
+    assert spec is not None
+    toolbox_cls = getattr(agent_loop, "LocalToolBox", None)
+    if toolbox_cls is None:
+        raise ComfyGenError("this install has no in-process tool box for the agent loop",
+                            hint="update comfygen, or drop the agent strategy")
+    llm = make_llm(spec.provider, model=spec.model, base_url=spec.base_url)
+    request = (f"Make this image: {p.text}\nUse seed {seed} for every generate call "
+               f"(the evaluation compares methods on the same seeds).")
+    async with ComfyGen(settings, pool=pool, store=store) as cg:
+        result = await agent_loop.run_ic(llm, toolbox_cls(cg), request, budget=spec.max_attempts)
+    best = result.best or {}
+    run_id = best.get("run_id")
+    if not run_id:
+        raise ComfyGenError(f"the agent made no successful run for {p.id}: {result.text[:200]}",
+                            hint="check the LLM credentials and the ComfyUI endpoint")
+    rec = store.get(run_id)
+    run_ids = [r.get("run_id") for r in result.runs if r.get("run_id")]
+    return Sample(strategy=st.name, prompt_id=p.id, prompt=p.text, category=p.category, seed=seed,
+                  flow_id=rec.flow_id, run_id=rec.id, image=rec.outputs[0].path if rec.outputs else None,
+                  gpu_seconds=_seconds(store, run_ids or [run_id]),
+                  error=None if rec.outputs else "the agent's best run has no image")
