@@ -1,0 +1,221 @@
+"""``comfygen flows …``: list, show, validate, import and bind flows."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ...flow_library.binding import bind, installed_from_object_info
+from ...flow_library.categories import get_category
+from ...flow_library.errors import FlowError
+from ...flow_library.importer import import_file, save_user_flow
+from ...flow_library.library import FlowLibrary
+from ...flow_library.model import Flow
+from ...flow_library.schema import NodeSchema, validate_graph
+from ...flow_library.score_table import ScoreTable
+from ...tools.errors import ComfyGenError, ConfigError
+from ...tools.settings import get_settings
+
+flows_app = typer.Typer(help="Browse, validate, import and bind ComfyUI flows.", no_args_is_help=True)
+console = Console()
+
+
+def _library() -> FlowLibrary:
+    return FlowLibrary.default(get_settings().user_flows_dir)
+
+
+def _score_table() -> ScoreTable:
+    table = ScoreTable.shipped()
+    user = get_settings().score_table_path
+    if user.is_file():
+        table = table.merge(ScoreTable.load(user))
+    return table
+
+
+def _object_info(object_info: Path | None, comfyui: str | None) -> dict[str, Any] | None:
+    if object_info and comfyui:
+        raise ConfigError("pass either --object-info or --comfyui, not both", hint="drop one of them")
+    if object_info:
+        try:
+            return json.loads(object_info.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as e:
+            raise ConfigError(f"cannot read {object_info}: {e}", hint="pass a saved GET /object_info answer") from e
+    if comfyui:
+        import httpx
+
+        url = comfyui.rstrip("/") + "/object_info"
+        try:
+            resp = httpx.get(url, timeout=30.0)
+            resp.raise_for_status()
+            return resp.json()
+        except (httpx.HTTPError, ValueError) as e:
+            raise ComfyGenError(f"cannot fetch {url}: {e}", hint="is ComfyUI running at that address?") from e
+    return None
+
+
+def _tags(flow: Flow) -> str:
+    return ", ".join(flow.tags)
+
+
+@flows_app.command("list")
+def list_flows(
+    family: str | None = typer.Option(None, "--family", "-f", help="Only this family (sd15, sdxl, flux, ...)."),
+    category: list[str] = typer.Option([], "--category", "-c", help="Rank by measured scores for these categories."),
+    tag: str | None = typer.Option(None, "--tag", "-t", help="Only flows with this tag."),
+    base_only: bool = typer.Option(False, "--base", help="Only base flows (no generated variants)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """List flows; with --category, ranked by the score table (unmeasured flows last)."""
+    lib = _library()
+    flows = lib.filter(family=family, tag=tag)
+    if base_only:
+        flows = [f for f in flows if f.provenance.kind != "variant"]
+    for c in category:
+        get_category(c)  # raises with the list of valid ids
+    scores: dict[str, float] = {}
+    if category:
+        ranked = _score_table().top_k(category, k=len(lib), flows=[f.id for f in flows])
+        scores = {r.flow_id: r.score for r in ranked}
+        order = {fid: i for i, fid in enumerate(scores)}
+        flows.sort(key=lambda f: (order.get(f.id, len(order)), f.id))
+    if as_json:
+        rows = [{"id": f.id, "family": f.family.value, "name": f.name, "tags": f.tags, "steps": f.steps, "cfg": f.cfg,
+                 "provenance": f.provenance.kind, "parent": f.provenance.parent,
+                 **({"score": scores.get(f.id), "measured": f.id in scores} if category else {})} for f in flows]
+        typer.echo(json.dumps(rows, indent=1))
+        return
+    table = Table(title=f"{len(flows)} flows" + (f" ranked for {', '.join(category)}" if category else ""))
+    for col in ("id", "family", "steps", "cfg", "tags") + (("score",) if category else ()):
+        table.add_column(col, overflow="fold")
+    for f in flows:
+        row = [f.id, f.family.value, str(f.steps or "-"), f"{f.cfg:g}" if f.cfg is not None else "-", _tags(f)]
+        if category:
+            row.append(f"{scores[f.id]:.3f}" if f.id in scores else "[dim]unmeasured[/]")
+        table.add_row(*row)
+    console.print(table)
+    if category and not scores:
+        console.print("[yellow]No measured scores for these categories yet: every flow is unmeasured.[/]")
+
+
+@flows_app.command("show")
+def show(flow_id: str = typer.Argument(..., help="Flow id."),
+         api: bool = typer.Option(False, "--api", help="Print only the ComfyUI API graph (JSON).")) -> None:
+    """Show one flow: models, settings, slots; or its API graph with --api."""
+    flow = _library().get(flow_id)
+    if api:
+        typer.echo(json.dumps(flow.graph, indent=1))
+        return
+    table = Table(show_header=False, title=flow.id)
+    table.add_column("field", style="bold")
+    table.add_column("value", overflow="fold")
+    table.add_row("name", flow.name)
+    table.add_row("family", flow.family.value)
+    table.add_row("description", flow.description)
+    table.add_row("models", "\n".join(f"{folder}/{name}" for folder, name in flow.models.files()) or "-")
+    table.add_row("sampling", f"{flow.sampler} / {flow.scheduler}, {flow.steps} steps, cfg {flow.cfg}")
+    table.add_row("size", f"{flow.width}x{flow.height}")
+    table.add_row("tags", _tags(flow))
+    table.add_row("requires", ", ".join(f"{r.kind}:{r.name}" for r in flow.requires) or "-")
+    prov = flow.provenance
+    table.add_row("provenance", prov.kind + (f" of {prov.parent}: {'; '.join(prov.changes)}" if prov.parent else "")
+                  + (f" ({prov.source})" if prov.source else ""))
+    for name in ("positive", "negative", "seed", "width", "height", "batch"):
+        refs = getattr(flow.slots, name)
+        table.add_row(f"slot {name}", ", ".join(f"{r.node}.{r.input}" for r in refs) or "-")
+    table.add_row("outputs", ", ".join(flow.slots.output))
+    table.add_row("nodes", str(len(flow.graph)))
+    console.print(table)
+
+
+@flows_app.command("validate")
+def validate(
+    object_info: Path | None = typer.Option(None, "--object-info", help="Validate against this saved /object_info."),
+    comfyui: str | None = typer.Option(None, "--comfyui", help="Validate against a running ComfyUI's /object_info."),
+    flow_id: str | None = typer.Option(None, "--id", help="Only this flow."),
+    check_files: bool = typer.Option(False, "--check-files", help="Also require model files to be installed."),
+) -> None:
+    """Validate flows the way ComfyUI's POST /prompt would (bundled schema by default)."""
+    info = _object_info(object_info, comfyui)
+    schema = NodeSchema(info) if info is not None else NodeSchema.bundled()
+    lib = _library()
+    flows = [lib.get(flow_id)] if flow_id else list(lib)
+    bad = 0
+    for flow in flows:
+        report = validate_graph(flow.graph, schema, check_model_files=check_files)
+        if not report.ok:
+            bad += 1
+            console.print(f"[red]✗ {flow.id}[/]\n  " + report.summary().replace("\n", "\n  "))
+    source = "bundled schema (ComfyUI 0.3.64 + known packs)" if info is None else (comfyui or str(object_info))
+    console.print(f"{len(flows) - bad}/{len(flows)} flows valid against {source}")
+    if bad:
+        raise typer.Exit(1)
+
+
+@flows_app.command("import")
+def import_cmd(
+    path: Path = typer.Argument(..., exists=True, dir_okay=False, help="Workflow JSON (UI or API format)."),
+    flow_id: str | None = typer.Option(None, "--id", help="Id for the flow (default: from the file name)."),
+    object_info: Path | None = typer.Option(None, "--object-info", help="Node schema of your ComfyUI (custom nodes)."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Save without asking to confirm the inferred slots."),
+    force: bool = typer.Option(False, "--force", help="Overwrite a user flow with the same id."),
+) -> None:
+    """Import a workflow into your library ($COMFYGEN_HOME/flows) after checking its slots."""
+    info = _object_info(object_info, None)
+    schema = NodeSchema(info).with_packs() if info is not None else NodeSchema.bundled()
+    flow = import_file(path, schema, flow_id=flow_id)
+    if flow.id in FlowLibrary.default(variants=False) and not force:
+        raise FlowError(f"{flow.id!r} is a shipped flow id", hint="pick another id with --id")
+    table = Table(title=f"{flow.id}: inferred slots ({flow.family.value}, {len(flow.graph)} nodes)")
+    table.add_column("slot")
+    table.add_column("node.input (current value)", overflow="fold")
+    for name in ("positive", "negative", "seed", "width", "height", "batch"):
+        refs = getattr(flow.slots, name)
+        table.add_row(name, "\n".join(f"{r.node}.{r.input} ({flow.graph[r.node]['inputs'].get(r.input)!r:.60})"
+                                       for r in refs) or "-")
+    table.add_row("output", ", ".join(flow.slots.output))
+    console.print(table)
+    if not yes and not typer.confirm("Save this flow?", default=True):
+        raise typer.Exit(1)
+    out = save_user_flow(flow, get_settings().user_flows_dir, overwrite=force)
+    console.print(f"saved {flow.id} to {out}")
+
+
+@flows_app.command("bind")
+def bind_cmd(
+    object_info: Path | None = typer.Option(None, "--object-info", help="A saved /object_info of your ComfyUI."),
+    comfyui: str | None = typer.Option(None, "--comfyui", help="A running ComfyUI to read /object_info from."),
+    status: str | None = typer.Option(None, "--status", help="Only flows with this status (runnable|mappable|missing)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Which flows run on your ComfyUI as they are, which after renaming files, and what is missing."""
+    info = _object_info(object_info, comfyui)
+    if info is None:
+        raise ConfigError("bind needs your ComfyUI's model lists", hint="pass --object-info FILE or --comfyui URL")
+    installed = installed_from_object_info(info)
+    classes = set(info)
+    bindings = [bind(f, installed, node_classes=classes) for f in _library() if f.executable]
+    colour = {"runnable": "green", "mappable": "yellow", "missing": "red"}
+    counts = {s: sum(b.status == s for b in bindings) for s in colour}
+    if status:
+        bindings = [b for b in bindings if b.status == status]
+    if as_json:
+        typer.echo(json.dumps([{**b.model_dump(mode="json"), "mapping": b.mapping} for b in bindings], indent=1))
+        return
+    table = Table(title="flows on this ComfyUI")
+    for col in ("id", "status", "mapping / missing"):
+        table.add_column(col, overflow="fold")
+    for b in bindings:
+        detail = [f"{k} → {v}" for k, v in b.mapping.items()]
+        detail += [f"missing {folder}/{name}" for folder, name in b.missing] + [f"missing node {n}" for n in b.missing_nodes]
+        table.add_row(b.flow_id, f"[{colour[b.status]}]{b.status}[/]", "\n".join(detail) or "-")
+    console.print(table)
+    console.print(", ".join(f"{n} {s}" for s, n in counts.items()))
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(flows_app, name="flows")
