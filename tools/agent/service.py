@@ -1,0 +1,431 @@
+"""comfygen's operations as plain async Python: what the MCP tools, the CLI and the agent loop call.
+
+One ``ComfyGen`` object holds the long-lived parts (flow library, score table, run store, ComfyUI
+endpoint pool) and loads the heavy ones lazily (planner, category classifier, scorers). It never
+imports ``mcp``: the server is a thin layer over it, and the eval harness can run the agent loop
+in-process against the same object.
+
+Runs started by :meth:`generate` are jobs owned by this object, not by the call that started them: a
+call that has waited ``wait_s`` returns the run id with status "running", the job goes on, and
+:meth:`get_run` waits for it (or resumes it from the run store after a restart). Cancelling the call
+cancels the job, which interrupts ComfyUI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ...flow_library.categories import CATEGORIES, category_ids
+from ...flow_library.library import FlowLibrary
+from ...flow_library.model import Flow
+from ..errors import ComfyGenError, ConfigError, FlowError, FlowNotFound, GuardError, PlannerError, StoreError
+from ..settings import Settings, get_settings
+from .models import (
+    CategoriesOut, CategoryOut, DetectedCategory, EndpointOut, FlowOut, FlowSuggestion, ScoresOut, ScoreTableOut,
+    StatusOut, SuggestOut, TableEntry,
+)
+from .progress import ProgressTracker, ReportFn
+from .runs import RunJobs, record_to_out
+
+logger = logging.getLogger(__name__)
+
+MAX_PROMPT_CHARS = 4000
+ACCELERATE_MODES = ("none", "compile", "cache-adaptive", "cache-periodic", "cache-auto", "auto")
+ScorerFactory = Callable[[Settings], Any]
+
+
+def default_scorer_factory(settings: Settings) -> Any:
+    """The real ensemble from ``settings.scorers`` (weights load on first use)."""
+    from ..scoring.ensemble import Ensemble
+    from ..scoring.registry import build_scorer
+
+    return Ensemble([build_scorer(name, settings) for name in settings.scorers])
+
+
+def tiny_scorer_factory(settings: Settings) -> Any:
+    """Random-weight tiny scorers with the real architectures: for tests and demos, the scores mean nothing."""
+    from ..scoring.ensemble import Ensemble
+    from ..scoring.registry import build_scorer
+
+    return Ensemble([build_scorer(name, settings, tiny=True) for name in settings.scorers])
+
+
+def check_prompt(prompt: Any) -> str:
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise GuardError("prompt is empty", hint="describe the image to make, e.g. 'a red fox in fresh snow, dawn light'")
+    if len(prompt) > MAX_PROMPT_CHARS:
+        raise GuardError(f"prompt has {len(prompt)} characters, more than {MAX_PROMPT_CHARS}",
+                         hint="shorten the prompt; text encoders read at most a few hundred tokens anyway")
+    if "\x00" in prompt:
+        raise GuardError("prompt contains a NUL character", hint="send plain text")
+    return prompt.strip()
+
+
+class ComfyGen:
+    """The comfygen service. ``async with ComfyGen(settings) as cg:`` opens the store and the ComfyUI pool."""
+
+    def __init__(self, settings: Settings | None = None, *, library: FlowLibrary | None = None,
+                 table: Any | None = None, scorer_factory: ScorerFactory | None = None,
+                 planner: Any | None = None, classifier: Any | None = None, pool: Any | None = None,
+                 store: Any | None = None):
+        self.settings = settings or get_settings()
+        self._library = library
+        self._table = table
+        self._scorer_factory = scorer_factory or default_scorer_factory
+        self._scorer: Any | None = None
+        self._scorer_error: ComfyGenError | None = None
+        self._scorer_lock = asyncio.Lock()
+        self._planner = planner
+        self._classifier = classifier
+        self._pool = pool
+        self._own_pool = pool is None
+        self._store = store
+        self._installed: dict[str, list[str]] | None = None
+        self.jobs = RunJobs(self)
+
+    # ---------------------------------------------------------------- lifecycle
+    async def __aenter__(self) -> "ComfyGen":
+        self.settings.home.mkdir(parents=True, exist_ok=True)
+        if self._pool is None and self.settings.comfyui_urls:
+            from ..comfy.pool import EndpointPool
+
+            self._pool = EndpointPool(list(self.settings.comfyui_urls), connect_timeout=self.settings.connect_timeout_s,
+                                      read_timeout=self.settings.read_timeout_s)
+            await self._pool.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.jobs.close()
+        if self._pool is not None and self._own_pool:
+            await self._pool.__aexit__(None, None, None)
+            self._pool = None
+
+    # ---------------------------------------------------------------- lazy parts
+    @property
+    def library(self) -> FlowLibrary:
+        if self._library is None:
+            self._library = FlowLibrary.default(self.settings.user_flows_dir)
+        return self._library
+
+    @property
+    def table(self) -> Any:
+        if self._table is None:
+            from ...flow_library.score_table import ScoreTable
+
+            table = ScoreTable.shipped()
+            path = self.settings.score_table_path
+            if path.is_file():
+                table.merge(ScoreTable.load(path))
+            self._table = table
+        return self._table
+
+    @property
+    def store(self) -> Any:
+        if self._store is None:
+            from ..store import RunStore
+
+            self._store = RunStore(self.settings.store_path)
+        return self._store
+
+    @property
+    def pool(self) -> Any:
+        if self._pool is None:
+            raise ConfigError(
+                "no ComfyUI server is configured",
+                hint="set COMFYGEN_COMFYUI_URLS=http://127.0.0.1:8188 (comma-separate several) and restart the server; "
+                     "suggest_flows and get_flow work without one")
+        return self._pool
+
+    @property
+    def has_pool(self) -> bool:
+        return self._pool is not None
+
+    def planner(self) -> Any:
+        if self._planner is None:
+            from ..planner import Planner
+
+            self._planner = Planner.load(self.settings.planner_dir)
+        return self._planner
+
+    def classifier(self) -> Any:
+        if self._classifier is None:
+            from ..categorize import CategoryClassifier
+
+            self._classifier = CategoryClassifier.load()
+        return self._classifier
+
+    async def scorer(self) -> Any:
+        """The scoring ensemble, built once; raises the (cached) build error, e.g. WeightsMissing."""
+        async with self._scorer_lock:
+            if self._scorer is None and self._scorer_error is None:
+                try:
+                    self._scorer = await asyncio.to_thread(self._scorer_factory, self.settings)
+                except ComfyGenError as e:
+                    self._scorer_error = e
+            if self._scorer_error is not None:
+                raise self._scorer_error
+            return self._scorer
+
+    # ---------------------------------------------------------------- catalogue
+    def list_categories(self) -> CategoriesOut:
+        return CategoriesOut(categories=[CategoryOut(id=c.id, name=c.name, kind=c.kind, description=c.description)
+                                         for c in CATEGORIES])
+
+    def check_categories(self, categories: list[str] | None) -> list[str]:
+        valid = category_ids()
+        if not categories:
+            return valid
+        unknown = [c for c in categories if c not in valid]
+        if unknown:
+            raise GuardError(f"unknown categories {unknown}", hint=f"use ids from list_categories: {', '.join(valid)}")
+        return list(dict.fromkeys(categories))
+
+    def score_table(self, categories: list[str] | None = None, top_k: int = 5) -> ScoreTableOut:
+        if not 1 <= top_k <= 50:
+            raise GuardError(f"top_k={top_k} is out of range", hint="use 1..50 (5 is plenty for choosing)")
+        cats = self.check_categories(categories)
+        entries = {cat: [TableEntry(flow_id=fid, mean=cell.mean, n=cell.n, sources=list(cell.sources))
+                         for fid, cell in self.table.top_k([cat], top_k)] for cat in cats}
+        text = self.table.render_text(cats, top_k)
+        return ScoreTableOut(categories=cats, top_k=top_k, text=text, entries=entries,
+                             empty=not any(entries.values()))
+
+    def get_flow(self, flow_id: str) -> Flow:
+        if not isinstance(flow_id, str) or not flow_id.strip():
+            raise FlowNotFound("flow_id is empty", hint="pick an id from suggest_flows or get_score_table")
+        return self.library.get(flow_id.strip())
+
+    def flow_out(self, flow: Flow, *, include_graph: bool = False) -> FlowOut:
+        return FlowOut(
+            id=flow.id, name=flow.name, description=flow.description, family=str(flow.family),
+            models=[f"{folder}/{name}" for folder, name in flow.models.files()], sampler=flow.sampler,
+            scheduler=flow.scheduler, steps=flow.steps, cfg=flow.cfg, width=flow.width, height=flow.height,
+            tags=list(flow.tags), requires=[f"{r.kind}: {r.name}" for r in flow.requires],
+            provenance=flow.provenance.kind + (f" of {flow.provenance.parent}" if flow.provenance.parent else "")
+            + (f" ({'; '.join(flow.provenance.changes)})" if flow.provenance.changes else ""),
+            executable=flow.executable, node_count=len(flow.graph), uri=f"flow://{flow.id}",
+            graph=flow.graph if include_graph else None)
+
+    # ---------------------------------------------------------------- choosing a flow
+    def detect_categories(self, prompt: str, threshold: float = 0.5) -> list[DetectedCategory]:
+        if self._classifier is False:
+            return []
+        try:
+            found = self.classifier().predict(prompt, threshold=threshold)
+        except (PlannerError, ImportError, FileNotFoundError) as e:
+            logger.warning("category classifier unavailable: %s", e)
+            self._classifier = False  # do not retry (and warn) on every call
+            return []
+        return [DetectedCategory(id=cid, probability=round(float(p), 4)) for cid, p in found]
+
+    def _why(self, flow: Flow, cats: list[DetectedCategory]) -> str:
+        best: tuple[float, str, Any] | None = None
+        for cat in cats:
+            for fid, cell in self.table.top_k([cat.id], 50):
+                if fid == flow.id and (best is None or cell.mean > best[0]):
+                    best = (cell.mean, cat.id, cell)
+        family = f"{flow.family} flow"
+        if best is not None:
+            mean, cat, cell = best
+            src = ", ".join(cell.sources[:2]) or "own runs"
+            return f"{family}; scores {mean:.3f} on '{cat}' prompts (n={cell.n}, {src})"
+        tags = ", ".join(flow.tags[:3])
+        return f"{family}{'; ' + tags if tags else ''}; ranked by the planner for this prompt"
+
+    def suggest(self, prompt: str, k: int = 5, target_score: float | None = None) -> SuggestOut:
+        prompt = check_prompt(prompt)
+        if not 1 <= k <= 20:
+            raise GuardError(f"k={k} is out of range", hint="ask for 1..20 flows")
+        if target_score is not None and not 0.0 <= target_score <= 1.0:
+            raise GuardError(f"target_score={target_score} is outside [0, 1]",
+                             hint="leave it empty for the best flows, or give e.g. 0.7 for fast flows that reach 0.7")
+        cats = self.detect_categories(prompt)
+        note = None
+        try:
+            preds = [(p.flow_id, float(p.score)) for p in self.planner().predict(prompt, k=k * 4,
+                                                                                  target_score=target_score)]
+            source = "planner"
+        except (PlannerError, ImportError, FileNotFoundError) as e:
+            note = f"planner unavailable ({e}); ranked by the score table for the detected categories"
+            preds, source = self._table_rank([c.id for c in cats]), "score table"
+        flows: list[FlowSuggestion] = []
+        for flow_id, score in preds:
+            if flow_id not in self.library:
+                continue
+            flow = self.library.get(flow_id)
+            if not flow.executable:
+                continue
+            flows.append(FlowSuggestion(flow_id=flow.id, name=flow.name, family=str(flow.family),
+                                        predicted_score=round(score, 4), score_source=source,
+                                        why=self._why(flow, cats), runnable=self.runnable(flow)))
+            if len(flows) == k:
+                break
+        if not flows:
+            raise PlannerError("no runnable flow could be ranked for this prompt",
+                               hint="check `comfygen flows list`; the flow library or planner data may be missing")
+        return SuggestOut(prompt=prompt, mode="planner", note=note, categories=cats, flows=flows)
+
+    def _table_rank(self, cats: list[str]) -> list[tuple[str, float]]:
+        scores: dict[str, list[float]] = {}
+        for cat in cats or category_ids():
+            for fid, cell in self.table.top_k([cat], 50):
+                scores.setdefault(fid, []).append(cell.mean)
+        ranked = sorted(((fid, sum(v) / len(v)) for fid, v in scores.items()), key=lambda t: -t[1])
+        if not ranked:
+            ranked = [(f.id, 0.0) for f in self.library if f.executable]
+        return ranked
+
+    def runnable(self, flow: Flow) -> bool | None:
+        if self._installed is None:
+            return None
+        from ...flow_library.binding import bind
+
+        return bind(flow, self._installed).status == "runnable"
+
+    def pick_flow(self, prompt: str, flow_id: str | None) -> tuple[Flow, str]:
+        """The flow to run: the given one, or the planner's top pick (preferring flows this ComfyUI can run)."""
+        if flow_id:
+            flow = self.get_flow(flow_id)
+            if not flow.executable:
+                raise FlowError(f"flow {flow.id!r} is a reference flow ({flow.family}) that ComfyUI cannot run",
+                                hint="pick an executable flow from suggest_flows")
+            return flow, "chosen by the caller"
+        out = self.suggest(prompt, k=10)
+        pick = next((f for f in out.flows if f.runnable), out.flows[0])
+        why = f"top pick of the {pick.score_source} (predicted {pick.predicted_score}); {pick.why}"
+        return self.library.get(pick.flow_id), why
+
+    # ---------------------------------------------------------------- ComfyUI status
+    async def status(self) -> StatusOut:
+        flows = [f for f in self.library if f.executable]
+        if not self.has_pool:
+            return StatusOut(configured=False, endpoints=[], flows_total=len(flows), runnable=[], runnable_count=0,
+                             hint="no ComfyUI configured: set COMFYGEN_COMFYUI_URLS (e.g. http://127.0.0.1:8188)")
+        statuses = await self.pool.status()
+        endpoints, installed = [], {}
+        for st in statuses:
+            files = sum(len(v) for v in (st.models or {}).values())
+            endpoints.append(EndpointOut(url=st.url, healthy=st.healthy, queue_running=st.queue_running or 0,
+                                         queue_pending=st.queue_pending or 0, model_files=files, error=st.error))
+            for folder, names in (st.models or {}).items():
+                installed.setdefault(folder, set()).update(names)
+        self._installed = {k: sorted(v) for k, v in installed.items()} if installed else self._installed
+        counts = {"runnable": [], "mappable": 0, "missing": 0}
+        if self._installed is not None:
+            from ...flow_library.binding import bind
+
+            for flow in flows:
+                status = bind(flow, self._installed).status
+                if status == "runnable":
+                    counts["runnable"].append(flow.id)
+                elif status == "mappable":
+                    counts["mappable"] += 1
+                else:
+                    counts["missing"] += 1
+        healthy = any(e.healthy for e in endpoints)
+        hint = None if healthy else "no ComfyUI endpoint answers: start ComfyUI or fix COMFYGEN_COMFYUI_URLS"
+        return StatusOut(configured=True, endpoints=endpoints, flows_total=len(flows), runnable=counts["runnable"][:50],
+                         runnable_count=len(counts["runnable"]), mappable_count=counts["mappable"],
+                         missing_count=counts["missing"], hint=hint)
+
+    # ---------------------------------------------------------------- scoring
+    async def score_images(self, paths: list[Path], prompt: str) -> tuple[list[Any] | None, str | None]:
+        """Score images; returns (results, None) or (None, why scoring was skipped). Never raises for weights."""
+        from PIL import Image
+
+        try:
+            ensemble = await self.scorer()
+        except ComfyGenError as e:
+            return None, f"{e.message}" + (f" ({e.hint})" if e.hint else "")
+
+        def run() -> list[Any]:
+            images = [Image.open(p).convert("RGB") for p in paths]
+            return list(ensemble.score(images, [prompt] * len(images)))
+
+        try:
+            return await asyncio.to_thread(run), None
+        except ComfyGenError as e:
+            return None, str(e)
+
+    async def score_path(self, path: str, prompt: str) -> ScoresOut:
+        prompt = check_prompt(prompt)
+        p = Path(path).expanduser()
+        if not p.is_file():
+            raise StoreError(f"no image file at {path}", hint="pass a run_id, or the image_path a run returned")
+        if p.stat().st_size > 64 * 1024 * 1024:
+            raise GuardError(f"{path} is larger than 64 MB", hint="score a smaller image")
+        try:
+            from PIL import Image
+
+            with Image.open(p) as im:
+                im.verify()
+        except Exception as e:  # PIL raises many types for non-images
+            raise GuardError(f"{path} is not an image PIL can read ({type(e).__name__})",
+                             hint="pass a PNG, JPEG or WebP file") from None
+        results, skipped = await self.score_images([p], prompt)
+        if results is None:
+            return ScoresOut(skipped=skipped)
+        return ScoresOut(total=round(float(results[0].total), 5),
+                         per_scorer={k: round(float(v), 5) for k, v in results[0].raw.items()})
+
+    def observe(self, flow_id: str, prompt: str, total: float) -> None:
+        """Feed a scored run back into the user's score table (the closed loop)."""
+        if not self.settings.online_table_updates:
+            return
+        cats = [c.id for c in self.detect_categories(prompt)]
+        if not cats:
+            return
+        try:
+            self.table.observe(flow_id, cats, total, source="own runs")
+            self.table.save(self.settings.score_table_path)
+        except (ComfyGenError, OSError, AttributeError) as e:
+            logger.warning("could not update the score table: %s", e)
+
+    # ---------------------------------------------------------------- runs
+    async def generate(self, prompt: str, *, flow_id: str | None = None, negative: str | None = None,
+                       seed: int | None = None, width: int | None = None, height: int | None = None,
+                       accelerate: str = "none", candidates: int = 1, wait_s: float | None = None,
+                       report: ReportFn | None = None) -> Any:
+        """Run a flow for the prompt, score the images, keep the best. Returns a RunOut."""
+        prompt = check_prompt(prompt)
+        if accelerate not in ACCELERATE_MODES:
+            raise GuardError(f"accelerate={accelerate!r} is not a mode", hint=f"use one of {', '.join(ACCELERATE_MODES)}")
+        if not 1 <= candidates <= min(16, self.settings.max_batch):
+            raise GuardError(f"candidates={candidates} is out of range",
+                             hint=f"use 1..{min(16, self.settings.max_batch)}; more candidates = more GPU time")
+        for name, value in (("width", width), ("height", height)):
+            if value is not None and (value < 64 or value > self.settings.max_side or value % 8):
+                raise GuardError(f"{name}={value} is not allowed",
+                                 hint=f"use a multiple of 8 between 64 and {self.settings.max_side}")
+        if seed is not None and not 0 <= seed < 2**63:
+            raise GuardError(f"seed={seed} is out of range", hint="use 0..2**63-1, or leave it empty for a random seed")
+        pool = self.pool
+        if flow_id is None and self._installed is None:
+            await self.status()  # learn the installed models once, so the pick prefers flows that can run here
+        flow, why = self.pick_flow(prompt, flow_id)
+        tracker = ProgressTracker(report, class_types={n: d.get("class_type", "") for n, d in flow.graph.items()})
+        job = self.jobs.start(flow, why, prompt, pool=pool, tracker=tracker, negative=negative, seed=seed,
+                              width=width, height=height, accelerate=accelerate, candidates=candidates)
+        return await self.jobs.wait(job, wait_s)
+
+    async def get_run(self, run_id: str, *, wait_s: float | None = 0.0, report: ReportFn | None = None) -> Any:
+        if not isinstance(run_id, str) or not run_id.strip():
+            raise StoreError("run_id is empty", hint="pass the run_id that generate returned")
+        return await self.jobs.get(run_id.strip(), wait_s=wait_s, report=report)
+
+    def record(self, run_id: str) -> Any:
+        try:
+            return self.store.get(run_id)
+        except KeyError:
+            raise StoreError(f"unknown run {run_id!r}", hint="pass a run_id that generate returned") from None
+
+    def run_out(self, record: Any, **extra: Any) -> Any:
+        return record_to_out(record, **extra)
+
+    def now(self) -> float:
+        return time.monotonic()
