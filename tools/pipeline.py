@@ -146,15 +146,17 @@ async def run_flow(flow: Flow, prompt: str, *, negative: str | None = None, seed
     await _call(on_record, rec)
 
     async def events(event: Any) -> None:
-        kind = getattr(event, "kind", None)
-        url = getattr(event, "url", None)
-        if kind == "started" or (kind == "queued" and url):
-            store.mark_running(rec.id, endpoint=url) if kind == "started" else store.set_endpoint(rec.id, url)
+        if getattr(event, "kind", None) == "started":
+            store.mark_running(rec.id)
         await _call(on_event, event)
+
+    def dispatched(url: str, pid: str) -> None:
+        store.set_endpoint(rec.id, url, pid)
 
     async def execute() -> RunRecord:
         out = await pool.run(graph, required_models=flow.models.files(), on_event=events,
-                             deadline_s=deadline_s or settings.run_deadline_s, prompt_id=prompt_id)
+                             deadline_s=deadline_s or settings.run_deadline_s, prompt_id=prompt_id,
+                             on_dispatch=dispatched)
         files = await _save_outputs(rec, out, settings, flow.slots.output)
         timings = _timings(out, rec)
         timings.saved = time.time()
@@ -175,8 +177,8 @@ async def _locate(rec: RunRecord, urls: Sequence[str], settings: Any) -> str | N
     for url in urls:
         try:
             async with _client_for(url, settings) as client:
-                if await client.history(rec.comfy_prompt_id) or await client.queue_position(rec.comfy_prompt_id) \
-                        is not None:
+                pid = str(rec.comfy_prompt_id)
+                if await client.history(pid) or await client.queue_position(pid) is not None:
                     return url
         except ComfyUIError as e:
             log.info("resume %s: %s unreachable (%s)", rec.id, url, e)
@@ -207,9 +209,12 @@ async def resume_run(run: RunRecord | str, *, pool: Any = None, store: RunStore,
     store.mark_running(rec.id, endpoint=url)
 
     async def execute() -> RunRecord:
-        async with _client_for(url, settings) as client:
-            out = await client.wait(rec.comfy_prompt_id, on_event=on_event,
-                                    deadline_s=deadline_s or settings.run_deadline_s)
+        wait_s = deadline_s or settings.run_deadline_s
+        if pool is not None and url in getattr(pool, "urls", []):
+            out = await pool.wait(url, rec.comfy_prompt_id, on_event=on_event, deadline_s=wait_s)
+        else:
+            async with _client_for(url, settings) as client:
+                out = await client.wait(rec.comfy_prompt_id, on_event=on_event, deadline_s=wait_s)
         files = await _save_outputs(rec, out, settings, ())
         timings = _timings(out, rec)
         timings.saved = time.time()
