@@ -8,6 +8,9 @@ import typer
 
 # Order is the order of `comfygen --help`.
 MODULES = [
+    "generate",
+    "chat",
+    "serve",
     "flows",
 ]
 
