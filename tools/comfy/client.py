@@ -433,10 +433,7 @@ class ComfyClient:
     async def _consume(self, st: _RunState, queue: asyncio.Queue[Any], on_event: EventCallback | None,
                        previews: bool, check_history_first: bool) -> None:
         if on_event is not None and not check_history_first:
-            with contextlib.suppress(ComfyUIError):
-                pos = await self.queue_position(st.pid)
-                if pos is not None and st.started is None:
-                    await self._emit(on_event, ev.Queued(prompt_id=st.pid, position=pos))
+            await self._emit_position(st, on_event)
         if check_history_first and await self._done_from_history(st):
             return
         while True:
@@ -462,10 +459,7 @@ class ComfyClient:
                 continue
             if item.get("type") == "status":
                 if on_event is not None and st.started is None:
-                    with contextlib.suppress(ComfyUIError):
-                        pos = await self.queue_position(st.pid)
-                        if pos is not None:
-                            await self._emit(on_event, ev.Queued(prompt_id=st.pid, position=pos))
+                    await self._emit_position(st, on_event)
                 continue
             event = ev.parse_message(item, st.class_types)
             if event is None:
@@ -491,6 +485,14 @@ class ComfyClient:
                 await self._emit(on_event, event)
                 return
             await self._emit(on_event, event)
+
+    async def _emit_position(self, st: _RunState, on_event: EventCallback) -> None:
+        """Emit :class:`Queued` when the prompt's queue position changed (one ``GET /queue``)."""
+        with contextlib.suppress(ComfyUIError):
+            pos = await self.queue_position(st.pid)
+            if pos is not None and st.started is None and pos != st.position:
+                st.position = pos
+                await self._emit(on_event, ev.Queued(prompt_id=st.pid, position=pos))
 
     async def _done_from_history(self, st: _RunState) -> bool:
         """If the prompt is finished according to ``/history``, fill ``st`` (or raise its error)."""
@@ -544,6 +546,7 @@ class _RunState:
         self.per_node: dict[str, float] = {}
         self.class_types = {str(k): str(v.get("class_type", "")) for k, v in graph.items() if isinstance(v, dict)}
         self.lossy = False
+        self.position: int | None = None
         self._cur: tuple[str, float] | None = None
 
     def node_started(self, node: str | None, now: float) -> None:

@@ -1,0 +1,258 @@
+"""Several ComfyUI servers behind one ``run()``: how comfygen scales past one GPU.
+
+ComfyUI runs one prompt at a time per process, and one process drives one GPU. To use more GPUs
+(or more machines), start one ComfyUI per GPU and list them all::
+
+    # one machine, two GPUs
+    CUDA_VISIBLE_DEVICES=0 python main.py --listen 127.0.0.1 --port 8188 &
+    CUDA_VISIBLE_DEVICES=1 python main.py --listen 127.0.0.1 --port 8189 &
+    export COMFYGEN_COMFYUI_URLS=http://127.0.0.1:8188,http://127.0.0.1:8189   # add other hosts likewise
+
+:class:`EndpointPool` then sends each run to the least-loaded healthy endpoint that has the flow's
+model files (``required_models`` as ``(folder, file)`` pairs, matched against each server's
+``/models/<folder>`` lists, cached and refreshed when a file seems missing). Load is the runs this
+process has in flight there plus the server's own queue as last seen. Concurrent ``run()`` calls
+(e.g. ``asyncio.gather`` over a batch of prompts) spread over all endpoints, so N servers give
+close to N times the images per second. An endpoint that stops answering is marked unhealthy and
+its runs, queued or mid-run, are submitted again on another healthy endpoint with the same
+prompt id; a background health check brings it back when it answers again. Endpoints need not be
+identical: a server without a flow's checkpoint is simply never chosen for that flow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from ..errors import Cancelled, ComfyUIError, ComfyUIUnavailable, ComfyUIValidationError, DeadlineExceeded
+from .client import ComfyClient, EventCallback, RunOutput
+
+__all__ = ["EndpointPool", "EndpointStatus", "NoEndpoint"]
+
+log = logging.getLogger(__name__)
+
+
+class NoEndpoint(ComfyUIError):
+    """No healthy endpoint can run the graph (all down, or none has the required model files)."""
+
+
+class EndpointStatus(BaseModel):
+    url: str
+    healthy: bool
+    queue_running: int = 0
+    queue_pending: int = 0
+    in_flight: int = Field(0, description="Runs this process has on the endpoint now")
+    models: dict[str, list[str]] = Field(default_factory=dict, description="Model files per folder (cached)")
+    error: str | None = None
+
+
+class _Endpoint:
+    def __init__(self, url: str, client: ComfyClient):
+        self.url = url
+        self.client = client
+        self.healthy = True
+        self.error: str | None = None
+        self.in_flight = 0
+        self.remote_queue = 0
+        self.models: dict[str, set[str]] = {}
+        self.models_at: dict[str, float] = {}
+        self.checked = 0.0
+
+    @property
+    def load(self) -> int:
+        return self.in_flight + self.remote_queue
+
+
+class EndpointPool:
+    """Dispatch runs over several ComfyUI endpoints (see the module docstring)."""
+
+    def __init__(self, urls: Sequence[str], *, health_interval_s: float = 10.0, models_ttl_s: float = 300.0,
+                 max_resubmits: int = 3, **client_kwargs: Any):
+        if not urls:
+            raise ComfyUIError("no ComfyUI endpoint configured", hint="Set COMFYGEN_COMFYUI_URLS or pass --endpoint.")
+        seen = list(dict.fromkeys(u.rstrip("/") for u in urls))
+        self._eps = [_Endpoint(u, ComfyClient(u, **client_kwargs)) for u in seen]
+        self.health_interval_s = health_interval_s
+        self.models_ttl_s = models_ttl_s
+        self.max_resubmits = max_resubmits
+        self._health_task: asyncio.Task[None] | None = None
+        self._rr = 0
+
+    @property
+    def urls(self) -> list[str]:
+        return [e.url for e in self._eps]
+
+    def client(self, url: str) -> ComfyClient:
+        return self._ep(url).client
+
+    def _ep(self, url: str) -> _Endpoint:
+        for e in self._eps:
+            if e.url == url.rstrip("/"):
+                return e
+        raise KeyError(url)
+
+    async def __aenter__(self) -> EndpointPool:
+        for e in self._eps:
+            await e.client.open()
+        if self.health_interval_s > 0:
+            self._health_task = asyncio.create_task(self._health_loop())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._health_task is not None:
+            self._health_task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._health_task
+            self._health_task = None
+        await asyncio.gather(*(e.client.close() for e in self._eps), return_exceptions=True)
+
+    # ------------------------------------------------------------------ health and models
+    async def check(self, ep: _Endpoint) -> bool:
+        """One health check: ``/queue`` answers (also refreshes the server's queue length)."""
+        saved = ep.client.retries
+        ep.client.retries = 0
+        try:
+            q = await ep.client._json("GET", "/queue")
+            ep.remote_queue = len(q.get("queue_running", [])) + len(q.get("queue_pending", []))
+            ep.healthy, ep.error = True, None
+        except ComfyUIError as exc:
+            ep.healthy, ep.error = False, exc.message
+        finally:
+            ep.client.retries = saved
+            ep.checked = time.monotonic()
+        return ep.healthy
+
+    async def _health_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.health_interval_s)
+            await asyncio.gather(*(self.check(e) for e in self._eps), return_exceptions=True)
+
+    async def _has_models(self, ep: _Endpoint, required: Sequence[tuple[str, str]], refresh: bool) -> bool:
+        folders = sorted({f for f, _ in required})
+        now = time.monotonic()
+        stale = [f for f in folders if refresh or f not in ep.models or now - ep.models_at[f] > self.models_ttl_s]
+        if stale:
+            lists = await asyncio.gather(*(ep.client.models(f) for f in stale))
+            for f, files in zip(stale, lists):
+                ep.models[f] = set(files)
+                ep.models_at[f] = now
+        return all(file in ep.models.get(folder, set()) for folder, file in required)
+
+    async def _candidates(self, required: Sequence[tuple[str, str]], exclude: set[str]) -> list[_Endpoint]:
+        eps = [e for e in self._eps if e.url not in exclude]
+        if not any(e.healthy for e in eps):  # everything looks down: check again before giving up
+            await asyncio.gather(*(self.check(e) for e in eps), return_exceptions=True)
+        healthy = [e for e in eps if e.healthy]
+        if not healthy:
+            detail = "; ".join(f"{e.url}: {e.error}" for e in eps) or "all endpoints failed during this run"
+            raise NoEndpoint(f"no healthy ComfyUI endpoint ({detail})",
+                             hint="Start the servers or fix COMFYGEN_COMFYUI_URLS.")
+        if not required:
+            return healthy
+        out: list[_Endpoint] = []
+        for refresh in (False, True):
+            results = await asyncio.gather(*(self._has_models(e, required, refresh) for e in healthy),
+                                           return_exceptions=True)
+            out = [e for e, ok in zip(healthy, results) if ok is True]
+            if out:
+                return out
+        missing = sorted(f"{folder}/{file}" for folder, file in required
+                         if not any(file in e.models.get(folder, set()) for e in healthy))
+        raise NoEndpoint(f"no endpoint has the model files this flow needs: {', '.join(missing) or required}",
+                         hint="Install the files into the server's models folders (or pick a flow whose models are "
+                              "installed: see `comfygen comfyui models`).",
+                         details={"missing": missing})
+
+    def _pick(self, eps: list[_Endpoint]) -> _Endpoint:
+        self._rr += 1
+        order = sorted(range(len(eps)), key=lambda i: (eps[i].load, (i - self._rr) % len(eps)))
+        return eps[order[0]]
+
+    # ------------------------------------------------------------------ run
+    async def run(self, graph: dict[str, Any], *, required_models: Iterable[tuple[str, str]] = (),
+                  on_event: EventCallback | None = None, deadline_s: float | None = None,
+                  prompt_id: str | None = None, previews: bool = False,
+                  on_dispatch: Callable[[str, str], Any] | None = None) -> RunOutput:
+        """Run ``graph`` on the best endpoint; resubmitted elsewhere if that endpoint dies.
+
+        ``on_dispatch(url, prompt_id)`` (sync or async) is called each time the run is sent to an
+        endpoint, before it finishes (to record where a run lives, e.g. for resuming it later).
+        """
+        required = [(str(f), str(n)) for f, n in required_models]
+        pid = prompt_id or str(uuid.uuid4())
+        failed: set[str] = set()
+        loop = asyncio.get_running_loop()
+        end = None if deadline_s is None else loop.time() + deadline_s
+        last: Exception | None = None
+        for _ in range(self.max_resubmits + 1):
+            try:
+                ep = self._pick(await self._candidates(required, failed))
+            except NoEndpoint:
+                if last is not None:
+                    raise last from None
+                raise
+            ep.in_flight += 1
+            try:
+                if on_dispatch is not None:
+                    res = on_dispatch(ep.url, pid)
+                    if asyncio.iscoroutine(res):
+                        await res
+                remaining = None if end is None else max(end - loop.time(), 0.001)
+                return await ep.client.run(graph, prompt_id=pid, on_event=on_event, deadline_s=remaining,
+                                           previews=previews)
+            except ComfyUIUnavailable as exc:
+                log.warning("endpoint %s died during prompt %s; resubmitting elsewhere: %s", ep.url, pid, exc)
+                ep.healthy, ep.error = False, exc.message
+                failed.add(ep.url)
+                last = exc
+            except (ComfyUIValidationError, DeadlineExceeded, Cancelled):
+                raise
+            finally:
+                ep.in_flight -= 1
+        assert last is not None
+        raise last
+
+    async def wait(self, url: str, prompt_id: str, **kw: Any) -> RunOutput:
+        """Resume a run on the endpoint it was sent to (see ``on_dispatch``)."""
+        return await self.client(url).wait(prompt_id, **kw)
+
+    async def object_info(self, url: str | None = None, refresh: bool = False) -> dict[str, Any]:
+        """Node schemas of ``url`` (default: the first healthy endpoint)."""
+        if url is None:
+            eps = await self._candidates((), set())
+            url = eps[0].url
+        return await self.client(url).object_info(refresh=refresh)
+
+    async def installed(self, url: str | None = None, folders: Iterable[str] | None = None) -> dict[str, list[str]]:
+        if url is None:
+            url = (await self._candidates((), set()))[0].url
+        return await self.client(url).installed(folders)
+
+    async def status(self, *, folders: Iterable[str] = ("checkpoints", "loras")) -> list[EndpointStatus]:
+        """Health, queue lengths and model lists of every endpoint (checked now)."""
+        async def one(ep: _Endpoint) -> EndpointStatus:
+            try:
+                q = await ep.client.queue()
+                models = await ep.client.installed(folders)
+                ep.healthy, ep.error = True, None
+                for f, files in models.items():
+                    ep.models[f] = set(files)
+                    ep.models_at[f] = time.monotonic()
+                ep.remote_queue = len(q["queue_running"]) + len(q["queue_pending"])
+                return EndpointStatus(url=ep.url, healthy=True, queue_running=len(q["queue_running"]),
+                                      queue_pending=len(q["queue_pending"]), in_flight=ep.in_flight, models=models)
+            except ComfyUIError as exc:
+                ep.healthy, ep.error = False, exc.message
+                return EndpointStatus(url=ep.url, healthy=False, in_flight=ep.in_flight, error=exc.message)
+
+        return list(await asyncio.gather(*(one(e) for e in self._eps)))
