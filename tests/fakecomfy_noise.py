@@ -56,6 +56,12 @@ class NoiseExecutors:
             "KSampler": self._ksampler,
             "KSamplerAdvanced": self._ksampler,
             "SaveLatent": self._save_latent,
+            "BasicScheduler": self._basic_scheduler,
+            "SplitSigmas": lambda i, c: (np.asarray(i["sigmas"])[: int(i["step"]) + 1],
+                                         np.asarray(i["sigmas"])[int(i["step"]):]),
+            "KSamplerSelect": lambda i, c: ({"type": "SAMPLER", "name": i["sampler_name"]},),
+            "CFGGuider": lambda i, c: ({"type": "GUIDER", "model": i["model"], "cfg": i["cfg"]},),
+            "SamplerCustomAdvanced": self._custom_advanced,
         }
 
     # ---- latents
@@ -133,11 +139,42 @@ class NoiseExecutors:
         k = eps_start_scale(SIGMA_MAX)
         x_t = noise * k + x
         self.starts.append(Start(prompt_id=c.prompt_id, node=c.node_id, x_t=x_t.numpy().copy()))
-        if advanced and int(i.get("end_at_step", 10000)) == 0 and i.get("return_with_leftover_noise") == "enable":
-            return ({**lat, "samples": (x_t / SCALE_FACTOR).numpy()},)  # probe: zero steps
         return ({**lat, "samples": (x_t / k).numpy()},)  # "denoised": a fixed map of the starting noise
 
     @staticmethod
+    def _basic_scheduler(i: dict[str, Any], c: Any) -> tuple:
+        """Starts at the model's sigma_max (as every full-denoise schedule does), ends at 0."""
+        steps = int(i["steps"])
+        return (np.concatenate([np.geomspace(SIGMA_MAX, 0.03, steps), [0.0]]).astype(np.float32),)
+
+    def _custom_advanced(self, i: dict[str, Any], c: Any) -> tuple:
+        lat = i["latent_image"]
+        x = _t(lat["samples"])
+        sig = np.asarray(i["sigmas"], dtype=np.float32)
+        if len(sig) == 0:
+            return lat, lat
+        noise = self._noise(i["noise"], lat)
+        if torch.count_nonzero(x) > 0:
+            x = x * SCALE_FACTOR
+        s0 = float(sig[0])
+        k = eps_start_scale(s0) if abs(s0 - SIGMA_MAX) <= 1e-5 * SIGMA_MAX or s0 > SIGMA_MAX else s0
+        x_t = noise * k + x
+        self.starts.append(Start(prompt_id=c.prompt_id, node=c.node_id, x_t=x_t.numpy().copy()))
+        out = x_t / SCALE_FACTOR if len(sig) == 1 else x_t / k  # zero steps: process_latent_out(x_T)
+        res = {**lat, "samples": out.numpy()}
+        return res, res
+
+    @staticmethod
     def _save_latent(i: dict[str, Any], c: Any) -> dict[str, Any]:
-        return {"result": (), "ui": {"latents": [{"filename": f"{c.node_id}.latent", "subfolder": "latents",
-                                                   "type": "output"}]}}
+        """Writes a ComfyUI ``.latent`` file (safetensors: latent_tensor + format marker) under output/."""
+        from pathlib import Path
+
+        from safetensors.torch import save_file
+
+        sub, _, base = str(i.get("filename_prefix", "latents/ComfyUI")).rpartition("/")
+        folder = Path(c.output_dir) / sub
+        folder.mkdir(parents=True, exist_ok=True)
+        name = f"{base}_{c.prompt_id[:8]}_{c.node_id}_.latent"
+        save_file({"latent_tensor": _t(i["samples"]["samples"]).contiguous(),
+                   "latent_format_version_0": torch.tensor([])}, str(folder / name))
+        return {"result": (), "ui": {"latents": [{"filename": name, "subfolder": sub, "type": "output"}]}}

@@ -14,9 +14,9 @@ Two ways, both exact:
   is exactly the factor its sampler applies to seeded noise at full denoise. Flow-matching models
   (SD3, Flux) scale the latent by ``1 - sigma0 = 0`` at the first step, so this path refuses them.
 
-``probe=True`` turns a search graph into one that returns the sampler's *starting* latent
-(``KSamplerAdvanced`` stopped at step 0, ``SaveLatent``): used to check on a real ComfyUI that the
-noise a candidate starts from is the one the search meant.
+:func:`probe_graph` turns a search graph into one that returns the sampler's *starting* latent
+(``SamplerCustomAdvanced`` over the first sigma only, ``SaveLatent``): used to check on a real ComfyUI
+that the noise a candidate starts from is the one the search meant.
 """
 
 from __future__ import annotations
@@ -201,11 +201,12 @@ def latent_graph(graph: Graph, specs: Sequence[NoiseSpec], family: Family | str)
 
 
 def probe_graph(graph: Graph, *, prefix: str = "comfygen_probe") -> Graph:
-    """Turn a search graph into one that saves the latent the noise sampler *starts* from (x_T / scale).
+    """Turn a search graph into one that saves the latent the noise sampler *starts* from.
 
-    The sampler becomes ``KSamplerAdvanced`` stopped at step 0 with leftover noise kept, so ComfyUI
-    applies its noise scaling and returns ``process_latent_out(x_T)`` without denoising; everything
-    downstream of it is replaced by ``SaveLatent``.
+    The noise sampler becomes ``SamplerCustomAdvanced`` with the flow's first sigma only
+    (``SplitSigmas`` at step 0): ComfyUI applies its noise handling and scaling, runs zero steps and
+    returns ``process_latent_out(x_T)``, which ``SaveLatent`` writes. Everything downstream of the
+    sampler is dropped.
     """
     g = copy.deepcopy(graph)
     sampler = None
@@ -218,28 +219,29 @@ def probe_graph(graph: Graph, *, prefix: str = "comfygen_probe") -> Graph:
     if sampler is None:
         raise FlowError("no rewritten noise sampler in this graph", hint="probe a graph from seeded_graph/latent_graph")
     inputs = g[sampler]["inputs"]
+    enabled = g[sampler]["class_type"] == "KSampler" or inputs.get("add_noise", "enable") == "enable"
     seed = inputs.get("seed", inputs.get("noise_seed", 0))
-    add = "enable" if g[sampler]["class_type"] == "KSampler" else inputs.get("add_noise", "enable")
-    g[sampler] = {"class_type": "KSamplerAdvanced", "inputs": {
-        "model": inputs["model"], "add_noise": add, "noise_seed": seed, "steps": inputs["steps"], "cfg": inputs["cfg"],
-        "sampler_name": "euler", "scheduler": inputs["scheduler"], "positive": inputs["positive"],
-        "negative": inputs["negative"], "latent_image": inputs["latent_image"], "start_at_step": 0, "end_at_step": 0,
-        "return_with_leftover_noise": "enable"}}
-    # drop every node downstream of the sampler, then save its output latent
     downstream = {sampler}
     changed = True
     while changed:
         changed = False
         for nid, node in g.items():
-            if nid in downstream:
-                continue
-            if any(_is_link(v) and str(v[0]) in downstream and str(v[0]) != nid for v in node["inputs"].values()):
-                if nid != sampler:
-                    downstream.add(nid)
-                    changed = True
+            if nid not in downstream and any(_is_link(v) and str(v[0]) in downstream
+                                             for v in node["inputs"].values()):
+                downstream.add(nid)
+                changed = True
     for nid in downstream - {sampler}:
         del g[nid]
-    for nid in [n for n, node in g.items() if node["class_type"] in ("SaveImage", "PreviewImage")]:
-        del g[nid]
-    _Ids(g, "probe").add("SaveLatent", samples=[sampler, 0], filename_prefix=f"latents/{prefix}")
+    ids = _Ids(g, "probe")
+    noise = ids.add("RandomNoise", noise_seed=seed) if enabled else ids.add("DisableNoise")
+    guider = ids.add("CFGGuider", model=inputs["model"], positive=inputs["positive"], negative=inputs["negative"],
+                     cfg=inputs["cfg"])
+    sel = ids.add("KSamplerSelect", sampler_name="euler")
+    sched = ids.add("BasicScheduler", model=inputs["model"], scheduler=inputs["scheduler"], steps=inputs["steps"],
+                    denoise=1.0)
+    first = ids.add("SplitSigmas", sigmas=[sched, 0], step=0)
+    g[sampler] = {"class_type": "SamplerCustomAdvanced", "inputs": {
+        "noise": [noise, 0], "guider": [guider, 0], "sampler": [sel, 0], "sigmas": [first, 0],
+        "latent_image": inputs["latent_image"]}}
+    ids.add("SaveLatent", samples=[sampler, 0], filename_prefix=f"latents/{prefix}")
     return g
