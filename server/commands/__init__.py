@@ -12,6 +12,10 @@ MODULES = [
     "chat",
     "serve",
     "flows",
+    "score",
+    "eval",
+    "bench",
+    "runs",
 ]
 
 
