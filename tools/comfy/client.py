@@ -106,6 +106,7 @@ class ComfyClient:
         self._ws_up = asyncio.Event()
         self._ws: Any = None
         self._ws_seen = False
+        self._ws_tried = asyncio.Event()  # set after a failed connection attempt
         self._watch: dict[str, asyncio.Queue[Any]] = {}
         self._graphs: dict[str, dict[str, Any]] = {}
         self._current: str | None = None  # prompt executing on the server, for legacy previews
@@ -301,9 +302,17 @@ class ComfyClient:
         if self._ws_task is None or self._ws_task.done():
             self._ws_up.clear()
             self._ws_task = asyncio.create_task(self._ws_loop(), name=f"comfyui-ws {self.url}")
+        if self._ws_up.is_set():
+            return
+        self._ws_tried.clear()
+        up = asyncio.ensure_future(self._ws_up.wait())
+        tried = asyncio.ensure_future(self._ws_tried.wait())
         try:
-            await asyncio.wait_for(self._ws_up.wait(), timeout=self.connect_timeout)
-        except asyncio.TimeoutError:
+            await asyncio.wait({up, tried}, timeout=self.connect_timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            up.cancel()
+            tried.cancel()
+        if not self._ws_up.is_set():
             log.warning("websocket to %s not up after %.1fs; following runs by polling /history",
                         self.url, self.connect_timeout)
 
@@ -329,6 +338,7 @@ class ComfyClient:
             except Exception as exc:  # connection refused, dropped, protocol error
                 log.debug("websocket %s: %s", self.url, exc)
             self._ws = None
+            self._ws_tried.set()
             if self._ws_up.is_set():
                 self._ws_up.clear()
                 self._broadcast(_Dropped())

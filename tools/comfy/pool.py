@@ -34,13 +34,17 @@ from pydantic import BaseModel, Field
 from ..errors import Cancelled, ComfyUIError, ComfyUIUnavailable, ComfyUIValidationError, DeadlineExceeded
 from .client import ComfyClient, EventCallback, RunOutput
 
-__all__ = ["EndpointPool", "EndpointStatus", "NoEndpoint"]
+__all__ = ["EndpointPool", "EndpointStatus", "NoEndpoint", "NoHealthyEndpoint"]
 
 log = logging.getLogger(__name__)
 
 
 class NoEndpoint(ComfyUIError):
-    """No healthy endpoint can run the graph (all down, or none has the required model files)."""
+    """No endpoint can run the graph (none has the required model files, or all are down)."""
+
+
+class NoHealthyEndpoint(NoEndpoint, ComfyUIUnavailable):
+    """Every endpoint is down (or died during this run)."""
 
 
 class EndpointStatus(BaseModel):
@@ -101,6 +105,7 @@ class EndpointPool:
     async def __aenter__(self) -> EndpointPool:
         for e in self._eps:
             await e.client.open()
+        await asyncio.gather(*(self.check(e) for e in self._eps), return_exceptions=True)
         if self.health_interval_s > 0:
             self._health_task = asyncio.create_task(self._health_loop())
         return self
@@ -155,7 +160,7 @@ class EndpointPool:
         healthy = [e for e in eps if e.healthy]
         if not healthy:
             detail = "; ".join(f"{e.url}: {e.error}" for e in eps) or "all endpoints failed during this run"
-            raise NoEndpoint(f"no healthy ComfyUI endpoint ({detail})",
+            raise NoHealthyEndpoint(f"no healthy ComfyUI endpoint ({detail})",
                              hint="Start the servers or fix COMFYGEN_COMFYUI_URLS.")
         if not required:
             return healthy
@@ -197,9 +202,9 @@ class EndpointPool:
         for _ in range(self.max_resubmits + 1):
             try:
                 ep = self._pick(await self._candidates(required, failed))
-            except NoEndpoint:
+            except NoEndpoint as exc:
                 if last is not None:
-                    raise last from None
+                    raise exc from last
                 raise
             ep.in_flight += 1
             try:
