@@ -16,6 +16,7 @@ MODULES = [
     "eval",
     "bench",
     "runs",
+    "search",
 ]
 
 

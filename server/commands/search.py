@@ -1,0 +1,134 @@
+"""``comfygen search``: inference-time noise search (random or zero-order) on one flow."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from ...tools.errors import ConfigError, GuardError
+from ...tools.settings import get_settings
+
+console = Console(stderr=True)
+
+
+def _size(size: str | None) -> tuple[int | None, int | None]:
+    if not size:
+        return None, None
+    m = re.fullmatch(r"\s*(\d+)\s*[xX×]\s*(\d+)\s*", size)
+    if not m:
+        raise GuardError(f"--size {size!r} is not WIDTHxHEIGHT", hint="e.g. --size 512x512")
+    return int(m.group(1)), int(m.group(2))
+
+
+def _names(values: list[str] | None) -> list[str]:
+    return [n.strip() for v in (values or []) for n in v.split(",") if n.strip()]
+
+
+def _weights(values: list[str] | None) -> dict[str, float]:
+    out = {}
+    for item in _names(values):
+        name, _, w = item.partition("=")
+        try:
+            out[name] = float(w)
+        except ValueError:
+            raise GuardError(f"--weight {item!r} is not NAME=NUMBER", hint="e.g. --weight imagereward=2") from None
+    return out
+
+
+def search_cmd(
+    prompt: str = typer.Option(..., "--prompt", "-p", help="What to generate."),
+    flow_id: str = typer.Option(..., "--flow", "-f", help="Flow id (see `comfygen flows list`)."),
+    algorithm: str = typer.Option("random", "--algorithm", "-a", help="random | zero-order"),
+    candidates: int = typer.Option(16, "--candidates", "-n", help="Budget: images generated in total."),
+    rounds: int | None = typer.Option(None, "--rounds", help="Zero-order rounds (default: until the budget is used)."),
+    neighbours: int = typer.Option(4, "--neighbours", help="Zero-order neighbours per round."),
+    lam: float = typer.Option(0.9, "--lambda", help="Zero-order: cosine similarity of a neighbour to its pivot."),
+    batch: int | None = typer.Option(None, "--batch", "-b", help="Candidates per ComfyUI prompt (default: by "
+                                     "family and size)."),
+    verifiers: list[str] | None = typer.Option(None, "--verifiers", "-v", help="Scorers, comma-separated or "
+                                               "repeated (default: the configured ensemble)."),
+    aggregation: str = typer.Option("ensemble", "--aggregation", help="ensemble (standardized weighted) | mean_rank"),
+    weight: list[str] | None = typer.Option(None, "--weight", help="Verifier weight, NAME=W (repeatable)."),
+    size: str | None = typer.Option(None, "--size", help="WIDTHxHEIGHT (default: the flow's)."),
+    steps: int | None = typer.Option(None, "--steps", help="Override the sampler's step count."),
+    seed: int = typer.Option(0, "--seed", help="Base seed; every candidate's seeds derive from it."),
+    top_k: int = typer.Option(4, "--top-k", help="Images in the contact sheet."),
+    wall_time: float | None = typer.Option(None, "--wall-time", help="Stop after this many seconds."),
+    patience: int | None = typer.Option(None, "--patience", help="Stop after this many batches/rounds without "
+                                        "a new best."),
+    negative: str | None = typer.Option(None, "--negative", help="Negative prompt (default: the flow's)."),
+    endpoint: list[str] | None = typer.Option(None, "--endpoint", "-e", help="ComfyUI URL (repeatable; default: "
+                                              "COMFYGEN_COMFYUI_URLS)."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Folder for the contact sheet and summary.json."),
+    tiny_verifiers: bool = typer.Option(False, "--tiny-verifiers", help="Random-weight tiny scorers (smoke "
+                                        "tests; scores mean nothing)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
+) -> None:
+    """Search the initial noise for the best image by the verifiers (Ma et al. 2025), batched."""
+    from ...flow_library.library import FlowLibrary
+    from ...tools.comfy.pool import EndpointPool
+    from ...tools.search.engine import SearchConfig, SearchProgress
+    from ...tools.search.run import run_search
+    from ...tools.search.verify import VerifierSet, build_verifiers
+    from ...tools.store import RunStore
+
+    settings = get_settings()
+    if algorithm not in ("random", "zero-order"):
+        raise GuardError(f"unknown algorithm {algorithm!r}", hint="use --algorithm random or --algorithm zero-order")
+    if aggregation not in ("ensemble", "mean_rank"):
+        raise GuardError(f"unknown aggregation {aggregation!r}", hint="use ensemble or mean_rank")
+    urls = [u for u in (endpoint or []) if u] or list(settings.comfyui_urls)
+    if not urls:
+        raise ConfigError("no ComfyUI server configured",
+                          hint="pass --endpoint http://127.0.0.1:8188 or set COMFYGEN_COMFYUI_URLS")
+    width, height = _size(size)
+    flow = FlowLibrary.default(settings.user_flows_dir).get(flow_id)
+    cfg_args: dict[str, Any] = dict(algorithm=algorithm, candidates=candidates, rounds=rounds, neighbours=neighbours,
+                                    lam=lam, batch=batch, seed=seed, top_k=top_k, wall_time_s=wall_time,
+                                    patience=patience)
+    if width:
+        cfg_args.update(width=width, height=height)
+    config = SearchConfig(**cfg_args)
+    names = _names(verifiers) or list(settings.scorers)
+    console.print(f"loading verifiers: {', '.join(names)}")
+    vs = VerifierSet(build_verifiers(names, settings, tiny=tiny_verifiers), method=aggregation,  # type: ignore[arg-type]
+                     weights=_weights(weight))
+    store = RunStore.from_settings(settings)
+
+    async def go() -> Any:
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=console, transient=False) as bar:
+            task = bar.add_task(f"{algorithm} search", total=candidates)
+
+            def on_progress(p: SearchProgress) -> None:
+                best = ", ".join(f"{k} {v:.3f}" for k, v in p.best_raw.items())
+                bar.update(task, completed=p.done, description=f"round {p.round} best #{p.best_id}: {best}")
+
+            async with EndpointPool(urls, connect_timeout=settings.connect_timeout_s,
+                                    read_timeout=settings.read_timeout_s) as pool:
+                return await run_search(flow, prompt, config, verifiers=vs, pool=pool, store=store,
+                                        settings=settings, negative=negative, steps=steps, out_dir=out,
+                                        on_progress=on_progress)
+
+    result = asyncio.run(go())
+    if as_json:
+        typer.echo(json.dumps(result.model_dump(mode="json"), indent=1))
+        return
+    best = result.best
+    console.print(f"[bold]{len(result.candidates)} candidates[/] in {result.elapsed_s:.1f} s "
+                  f"(generation {result.generate_s:.1f} s, scoring {result.score_s:.1f} s), stop: {result.stop_reason}")
+    if best is not None:
+        console.print(f"best: candidate {best.id} ({best.noise.label()}), scores {best.raw}")
+        console.print(f"image: {best.image}")
+    console.print(f"contact sheet: {result.contact_sheet}\nsummary: {result.summary_path}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("search")(search_cmd)
