@@ -109,13 +109,19 @@ class _Draft:
 
     @classmethod
     def of(cls, flow: Flow) -> "_Draft":
-        return cls(flow, copy.deepcopy(flow.graph), flow.slots.model_dump(), {})
+        return cls(flow, _copy_graph(flow.graph), flow.slots.model_dump(), {})
 
     def nodes(self, *classes: str) -> list[tuple[str, dict]]:
         return [(i, n) for i, n in sorted(self.graph.items(), key=lambda kv: _num(kv[0])) if n["class_type"] in classes]
 
     def new_id(self) -> str:
         return str(max((_num(i) for i in self.graph), default=0) + 1)
+
+
+def _copy_graph(graph: Graph) -> Graph:
+    """A copy deep enough to edit inputs (values are JSON scalars, links and small lists); faster than deepcopy."""
+    return {nid: {**node, "inputs": {k: copy.deepcopy(v) if isinstance(v, (list, dict)) else v
+                                     for k, v in node["inputs"].items()}} for nid, node in graph.items()}
 
 
 def _num(node_id: str) -> int:
