@@ -1,0 +1,48 @@
+"""`comfygen search` against the fake ComfyUI (tiny random-weight verifiers)."""
+
+from __future__ import annotations
+
+import json
+
+from search_helpers import CKPT, sd15_flow
+
+from comfygen.server.cli import main
+from fakecomfy import FakeComfyUI
+from fakecomfy_noise import NoiseExecutors
+
+
+def _user_flow(home) -> None:
+    flow = sd15_flow(64, steps=2).model_copy(update={"id": "sd15-tiny-test", "name": "tiny"})
+    d = home / "flows"
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "sd15-tiny-test.json").write_text(json.dumps(flow.model_dump(mode="json")))
+
+
+def test_cli_zero_order_writes_summary_and_sheet(_isolated_home, tmp_path, capsys):
+    _user_flow(_isolated_home)
+    fake = FakeComfyUI(models={"checkpoints": [CKPT]}, executors=NoiseExecutors().executors()).start_in_thread()
+    try:
+        out = tmp_path / "out"
+        try:
+            main(["search", "-p", "a lighthouse", "-f", "sd15-tiny-test", "-a", "zero-order", "-n", "7",
+                  "--neighbours", "3", "--lambda", "0.8", "-b", "4", "-v", "aesthetic,imagereward",
+                  "--aggregation", "mean_rank", "--tiny-verifiers", "-e", fake.url, "-o", str(out), "--json"])
+        except SystemExit as e:
+            assert e.code in (0, None)
+    finally:
+        fake.stop()
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["algorithm"] == "zero-order" and len(summary["candidates"]) == 7
+    assert summary["aggregation"] == "mean_rank" and set(summary["verifiers"]) == {"aesthetic", "imagereward"}
+    assert (out / "summary.json").exists() and (out / "contact_sheet.png").exists()
+    assert summary["best"]["rank"] == 1
+
+
+def test_cli_refuses_zero_order_on_flow_matching_families(_isolated_home, capsys):
+    try:
+        main(["search", "-p", "x", "-f", "flux-schnell", "-a", "zero-order", "-v", "aesthetic", "--tiny-verifiers",
+              "-e", "http://127.0.0.1:9"])
+    except SystemExit as e:
+        assert e.code == 1
+    err = capsys.readouterr().err
+    assert "random search" in err
