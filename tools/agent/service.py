@@ -23,7 +23,7 @@ from typing import Any
 from ...flow_library.categories import CATEGORIES, category_ids
 from ...flow_library.library import FlowLibrary
 from ...flow_library.model import Flow
-from ..errors import ComfyGenError, ConfigError, FlowError, FlowNotFound, GuardError, PlannerError, StoreError
+from ..errors import ComfyGenError, ComfyUIError, ConfigError, FlowError, FlowNotFound, GuardError, PlannerError, StoreError
 from ..settings import Settings, get_settings
 from .models import (
     CategoriesOut, CategoryOut, DetectedCategory, EndpointOut, FlowOut, FlowSuggestion, ScoresOut, ScoreTableOut,
@@ -411,7 +411,12 @@ class ComfyGen:
         tracker = ProgressTracker(report, class_types={n: d.get("class_type", "") for n, d in flow.graph.items()})
         job = self.jobs.start(flow, why, prompt, pool=pool, tracker=tracker, negative=negative, seed=seed,
                               width=width, height=height, accelerate=accelerate, candidates=candidates)
-        return await self.jobs.wait(job, wait_s)
+        try:
+            return await self.jobs.wait(job, wait_s)
+        except ComfyUIError as e:
+            if not e.url:  # say which servers were tried
+                e.url = ", ".join(self.settings.comfyui_urls)
+            raise
 
     async def get_run(self, run_id: str, *, wait_s: float | None = 0.0, report: ReportFn | None = None) -> Any:
         if not isinstance(run_id, str) or not run_id.strip():
