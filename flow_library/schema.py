@@ -13,6 +13,11 @@ like the one ComfyUI would have answered with HTTP 400:
 
 Model-file choice lists (checkpoints, LoRAs, ...) depend on what a ComfyUI has installed, so they are
 checked only with ``check_model_files=True``, i.e. against a live ComfyUI's own schema.
+
+One deliberate difference: ComfyUI 0.3.64 does not check the value of V3-style combo inputs
+(``["COMBO", {"options": [...]}]``, e.g. ``CLIPTextEncodeSD3.empty_padding``, ``UpscaleModelLoader.model_name``)
+when a prompt is queued (observed against a live server); such a value then fails when the node runs.
+We check them by default; ``check_v3_combos=False`` reproduces ComfyUI's answer exactly.
 """
 
 from __future__ import annotations
@@ -209,7 +214,8 @@ def _types_match(received: str, expected: Any) -> bool:
 
 
 class _Validator:
-    def __init__(self, graph: Graph, schema: NodeSchema, check_model_files: bool):
+    def __init__(self, graph: Graph, schema: NodeSchema, check_model_files: bool, check_v3_combos: bool = True):
+        self.check_v3 = check_v3_combos
         self.graph = graph
         self.schema = schema
         self.check_files = check_model_files
@@ -292,6 +298,8 @@ class _Validator:
                 return [{"type": "value_bigger_than_max", "message": f"Value {val} bigger than max of {extra['max']}",
                          "details": name, "extra_info": {"input_name": name, "input_config": spec, "received_value": val}}]
         options = combo_options(spec)
+        if options is not None and spec[0] == "COMBO" and not self.check_v3:
+            return []
         if options is not None and val not in options:
             if file_folder(class_type, name, spec) is not None and not self.check_files:
                 return []
@@ -311,7 +319,7 @@ def _is_literal_list(val: list) -> bool:
 
 
 def validate_graph(graph: Graph, schema: NodeSchema | None = None, *,
-                   check_model_files: bool = False) -> ValidationReport:
+                   check_model_files: bool = False, check_v3_combos: bool = True) -> ValidationReport:
     """Check ``graph`` the way ComfyUI's ``POST /prompt`` does, without a ComfyUI."""
     schema = schema or NodeSchema.bundled()
     if not isinstance(graph, dict):
@@ -331,7 +339,7 @@ def validate_graph(graph: Graph, schema: NodeSchema | None = None, *,
     if not outputs:
         return ValidationReport(error=_top("prompt_no_outputs", "Prompt has no outputs"))
 
-    v = _Validator(graph, schema, check_model_files)
+    v = _Validator(graph, schema, check_model_files, check_v3_combos)
     report = ValidationReport()
     failed: list[tuple[str, list[dict]]] = []
     for out in sorted(outputs):

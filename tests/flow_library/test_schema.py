@@ -167,3 +167,15 @@ def test_bundled_schema_knows_custom_packs() -> None:
     core = NodeSchema(json.loads((Path(__file__).resolve().parents[2] / "flow_library" / "data" /
                                   "object_info.json").read_text()))
     assert "CacheModelAuto" not in core and len(core) == 477
+
+
+def test_v3_combo_check_can_mirror_comfyui() -> None:
+    g = {
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 0}},
+        "2": {"class_type": "UpscaleModelLoader", "inputs": {"model_name": "x.pth"}},
+        "3": {"class_type": "ImageUpscaleWithModel", "inputs": {"upscale_model": ["2", 0], "image": ["1", 0]}},
+        "4": {"class_type": "SaveImage", "inputs": {"images": ["3", 0], "filename_prefix": "x"}},
+    }
+    assert not validate_graph(g, check_model_files=True).ok
+    # ComfyUI 0.3.64 does not check V3 combo values when queueing (observed on a live server)
+    assert validate_graph(g, check_model_files=True, check_v3_combos=False).ok
