@@ -1,0 +1,97 @@
+"""The shipped smoke config end to end: fake ComfyUI, tiny scorers, report; numbers checked against the run store."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+from comfygen.evals.runner import load_config, prompt_seeds, run_eval
+from comfygen.evals.summary import load_samples
+from comfygen.flow_library.library import FlowLibrary
+from comfygen.tools.settings import Settings
+from comfygen.tools.store import RunStore
+
+SMOKE = Path(str(resources.files("comfygen.evals") / "configs" / "smoke.yaml"))
+
+
+@pytest.fixture
+def fake_with_flow_models():
+    from fakecomfy import FakeComfyUI
+
+    cfg = load_config(SMOKE)
+    lib = FlowLibrary.default()
+    models: dict[str, list[str]] = {}
+    for spec in cfg.strategies:
+        for s in spec.expand():
+            for folder, name in lib.get(s.flow).models.files():
+                models.setdefault(folder, []).append(name)
+    fake = FakeComfyUI(models=models).start_in_thread()
+    yield fake
+    fake.stop()
+
+
+@pytest.mark.slow
+def test_smoke_config_end_to_end(tmp_path, fake_with_flow_models):
+    settings = Settings(home=tmp_path / "home")
+    cfg = load_config(SMOKE)
+    cfg.comfyui_urls = [fake_with_flow_models.url]
+    t0 = time.monotonic()
+    run_dir = asyncio.run(run_eval(cfg, settings=settings, out_dir=tmp_path / "run1"))
+    assert time.monotonic() - t0 < 120
+
+    res = json.loads((run_dir / "results.json").read_text())
+    samples = load_samples(run_dir)
+    names = ["sd15-base", "sd15-dreamshaper", "sd15-lcm"]
+    assert res["strategies"] == names
+    n_prompts = 6  # one per GenEval task
+    assert res["n_prompts"] == n_prompts and len(samples) == n_prompts * 2 * len(names)
+    assert all(s.error is None for s in samples)
+
+    # same prompts and seeds for every strategy, seeds derived from the prompt id
+    keys = {st: {(s.prompt_id, s.seed) for s in samples if s.strategy == st} for st in names}
+    assert keys[names[0]] == keys[names[1]] == keys[names[2]]
+    for s in samples:
+        assert s.seed in prompt_seeds(type("P", (), {"id": s.prompt_id})(), cfg.seed, cfg.seeds)
+
+    with RunStore(settings.store_path) as store:
+        assert store.count(status="succeeded") == len(samples)
+        total = {st: 0.0 for st in names}
+        for s in samples:
+            rec = store.get(s.run_id)
+            assert rec.flow_id == s.flow_id and rec.seed == s.seed and rec.prompt == s.prompt
+            assert rec.outputs[0].path == s.image and Path(s.image).is_file()
+            assert (rec.timings.finished - rec.timings.started) == pytest.approx(s.gpu_seconds)
+            total[s.strategy] += s.gpu_seconds
+            assert set(s.scores) == {"imagereward", "pickscore", "hpsv21"}
+            assert s.geneval_correct is not None
+    cost = {c["strategy"]: c for c in res["cost"]}
+    for st in names:
+        assert cost[st]["gpu_seconds_total"] == pytest.approx(total[st])
+        assert cost[st]["images"] == n_prompts * 2 and cost[st]["reused"] == 0
+    wins = {(w["a"], w["b"]): w for w in res["win_rates"]}
+    for a in names:
+        for b in names:
+            if a != b:
+                assert wins[(a, b)]["n"] == n_prompts * 2
+                assert wins[(a, b)]["win_rate"] + wins[(b, a)]["win_rate"] == pytest.approx(1.0)
+    mean = {(m["strategy"], m["scorer"]): m["mean"] for m in res["mean_scores"]}
+    for st in names:
+        vals = [s.scores["hpsv21"] for s in samples if s.strategy == st]
+        assert mean[(st, "hpsv21")] == pytest.approx(sum(vals) / len(vals))
+    assert set(res["geneval"]["table"]) == set(names)
+    html = (run_dir / "report.html").read_text()
+    assert html.count("data:image/") == n_prompts * len(names)  # the grid shows the first seed of each prompt
+
+    # a second evaluation in a new run directory makes no new images: the run store has them all
+    run2 = asyncio.run(run_eval(cfg, settings=settings, out_dir=tmp_path / "run2"))
+    with RunStore(settings.store_path) as store:
+        assert store.count() == len(samples)
+    res2 = json.loads((run2 / "results.json").read_text())
+    assert all(c["reused"] == n_prompts * 2 for c in res2["cost"])
+    assert {(s.strategy, s.prompt_id, s.seed, s.run_id) for s in load_samples(run2)} == \
+        {(s.strategy, s.prompt_id, s.seed, s.run_id) for s in samples}
