@@ -92,7 +92,14 @@ def pack_classes(packs: Iterable[str], schema: Schema | None = None) -> frozense
 
 
 def allowed_classes(packs: Iterable[str] = (), schema: Schema | None = None) -> frozenset[str]:
+    if schema is None:
+        return _allowed_bundled(tuple(sorted(set(packs))))
     return core_classes(schema) | pack_classes(packs, schema)
+
+
+@lru_cache(maxsize=64)
+def _allowed_bundled(packs: tuple[str, ...]) -> frozenset[str]:
+    return core_classes(None) | pack_classes(packs, None)
 
 
 def check_filename_prefix(value: Any, where: str) -> None:
