@@ -132,6 +132,11 @@ class FakeComfyUI:
                         elif isinstance(spec[0], list):
                             spec[0] = list(self.models.get(folder, []))
             info[cls] = new
+        if "LoadImage" in info:  # ComfyUI lists the input folder live
+            new = json.loads(json.dumps(info["LoadImage"]))
+            files = sorted(p.name for p in self.dirs["input"].iterdir() if p.is_file())
+            new["input"]["required"]["image"][0] = files
+            info["LoadImage"] = new
         self._info = info
         self._info_bytes = json.dumps(info).encode()
 
@@ -405,6 +410,7 @@ class FakeComfyUI:
                 i += 1
             name = f"{stem} ({i}){suffix}"
         (target / name).write_bytes(image.file.read())
+        self._rebuild_info()
         return web.json_response({"name": name, "subfolder": sub, "type": typ})
 
     # ------------------------------------------------------------------ websocket
@@ -604,7 +610,7 @@ class FakeComfyUI:
     async def _call(self, nid: str, cls: str, inputs: dict[str, Any], pid: str, prompt: dict[str, Any],
                     extra: dict[str, Any]) -> tuple[tuple, Any]:
         ctx = eng.NodeContext(nid, cls, pid, prompt, self._info[cls], self.dirs["output"], self.dirs["temp"],
-                              extra={"extra_data": extra})
+                              self.dirs["input"], extra={"extra_data": extra})
         fn = self.executors.get(cls)
         if fn is None and cls in ("SaveImage", "PreviewImage"):
             fn = self._save_image

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -53,6 +54,7 @@ class NodeContext:
     schema: dict[str, Any]
     output_dir: Any = None
     temp_dir: Any = None
+    input_dir: Any = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -347,13 +349,21 @@ def _scheduler(inputs: dict[str, Any], ctx: NodeContext) -> tuple:
     return (np.linspace(14.6, 0.0, int(inputs.get("steps", 20)) + 1, dtype=np.float32),)
 
 
+def _load_image(inputs: dict[str, Any], ctx: NodeContext) -> tuple:
+    from PIL import Image
+
+    with Image.open(Path(ctx.input_dir) / str(inputs["image"])) as im:
+        rgba = np.asarray(im.convert("RGBA"), dtype=np.float32) / 255.0
+    return rgba[None, :, :, :3].copy(), 1.0 - rgba[None, :, :, 3]
+
+
 DEFAULT_EXECUTORS: dict[str, Callable[..., Any]] = {
     "CheckpointLoaderSimple": _ckpt, "LoraLoader": _lora, "LoraLoaderModelOnly": _lora,
     "CLIPTextEncode": _encode, "CLIPTextEncodeSDXL": _encode, "EmptyLatentImage": _empty_latent,
     "EmptySD3LatentImage": _empty_latent, "KSampler": _ksampler, "KSamplerAdvanced": _ksampler,
     "SamplerCustomAdvanced": _custom_advanced, "VAEDecode": _decode, "VAEDecodeTiled": _decode,
     "EmptyImage": _empty_image, "ImageScale": _image_scale, "RandomNoise": lambda i, c: ({"seed": i["noise_seed"]},),
-    "CFGGuider": _guider, "BasicGuider": _guider, "BasicScheduler": _scheduler,
+    "LoadImage": _load_image, "CFGGuider": _guider, "BasicGuider": _guider, "BasicScheduler": _scheduler,
 }
 
 
