@@ -23,7 +23,9 @@ from typing import Any
 from ...flow_library.categories import CATEGORIES, category_ids
 from ...flow_library.library import FlowLibrary
 from ...flow_library.model import Flow
-from ..errors import ComfyGenError, ComfyUIError, ConfigError, FlowError, FlowNotFound, GuardError, PlannerError, StoreError
+from ..errors import (
+    ComfyGenError, ComfyUIError, ConfigError, FlowError, FlowNotFound, GuardError, PlannerError, ScoringError, StoreError,
+)
 from ..settings import Settings, get_settings
 from .models import (
     CategoriesOut, CategoryOut, DetectedCategory, EndpointOut, FlowOut, FlowSuggestion, ScoresOut, ScoreTableOut,
@@ -167,6 +169,10 @@ class ComfyGen:
                     self._scorer = await asyncio.to_thread(self._scorer_factory, self.settings)
                 except ComfyGenError as e:
                     self._scorer_error = e
+                except Exception as e:  # scoring is optional: a broken scorer must not fail a run
+                    logger.exception("could not build the scorers")
+                    self._scorer_error = ScoringError(f"the scorers could not be built ({type(e).__name__}: {e})",
+                                                      hint="check `comfygen score` or the scorer settings")
             if self._scorer_error is not None:
                 raise self._scorer_error
             return self._scorer
@@ -351,6 +357,9 @@ class ComfyGen:
             return await asyncio.to_thread(run), None
         except ComfyGenError as e:
             return None, str(e)
+        except Exception as e:  # e.g. out of memory on the scorer device: keep the image, say why
+            logger.exception("scoring failed")
+            return None, f"scoring failed ({type(e).__name__}: {e})"
 
     async def score_path(self, path: str, prompt: str) -> ScoresOut:
         prompt = check_prompt(prompt)
