@@ -135,6 +135,14 @@ def _error_sample(strategy: str, prompt: Prompt, seed: int, err: BaseException, 
                   flow_id=flow_id, error=f"{type(err).__name__}: {msg}"[:500])
 
 
+def _check_scorers(cfg: EvalConfig) -> None:
+    """Unknown scorer names fail before any image is made."""
+    from ..tools.scoring.registry import canonical_name
+
+    for name in cfg.scorers + [v for st in cfg.strategies if st.search for v in st.search.verifiers]:
+        canonical_name(name)
+
+
 def run_dir_for(cfg: EvalConfig, settings: Settings) -> Path:
     return Path(cfg.out_dir) if cfg.out_dir else Path(settings.home) / "evals" / cfg.name
 
@@ -153,6 +161,7 @@ async def run_eval(cfg: EvalConfig, *, settings: Settings | None = None, pool: A
                      categories=cfg.prompts.categories, seed=cfg.prompts.seed)
     if not prompts:
         raise ConfigError("the prompt selection is empty", hint="check prompts.set / categories / n")
+    _check_scorers(cfg)
     names = [s.name for s in strategies]
     if cfg.baseline and cfg.baseline not in names:
         raise ConfigError(f"baseline {cfg.baseline!r} is not a strategy", hint=f"strategies: {names}")

@@ -6,7 +6,8 @@ Kinds (``kind:`` in a config):
   or a fixed popular flow; the paper's baselines are both of this kind.
 - ``flows``: a user-defined list of flows, expanded into one ``flow`` strategy per entry.
 - ``planner`` (ComfyGen-FT): the trained planner's top executable flow for the prompt.
-- ``planner_search``: the planner's flow plus inference-time noise search (N candidates, best by verifiers).
+- ``planner_search``: the planner's flow plus inference-time noise search (N candidates, best by verifiers);
+  with ``flow:`` set, that fixed flow plus noise search instead.
 - ``agent`` (ComfyGen-IC): the LLM agent loop choosing, running, scoring and retrying.
 
 Every strategy gets the same prompts and the same seeds; strategies that choose a flow (``flow``, ``planner``)
@@ -50,7 +51,7 @@ class StrategySpec(BaseModel):
 
     name: str | None = Field(None, description="Label in tables (default: derived from kind and flow).")
     kind: Kind
-    flow: str | None = Field(None, description="Flow id (kind flow).")
+    flow: str | None = Field(None, description="Flow id (kind flow; kind planner_search: search on this flow).")
     flows: list[str] = Field(default_factory=list, description="Flow ids (kind flows).")
     planner_dir: str | None = Field(None, description="Planner artifact dir (default: the bundled planner).")
     target_score: float | None = Field(None, description="Planner target score (ComfyGen-FT conditions on it).")
@@ -123,6 +124,8 @@ class Strategy:
             return self._cache[prompt.id]
         if self.spec.kind == "flow":
             choice = Choice(_executable(self.library, self.spec.flow or ""), "fixed")
+        elif self.spec.kind == "planner_search" and self.spec.flow:
+            choice = Choice(_executable(self.library, self.spec.flow), "fixed flow + noise search")
         elif self.spec.kind in ("planner", "planner_search"):
             choice = self._plan(prompt)
         elif self.spec.kind == "agent":
@@ -159,8 +162,8 @@ def build_strategies(specs: list[StrategySpec], library: FlowLibrary) -> list[St
     out: list[Strategy] = []
     for spec in specs:
         for s in spec.expand():
-            if s.kind == "flow":
-                _executable(library, s.flow or "")  # fail before any run starts
+            if s.flow and s.kind in ("flow", "planner_search"):
+                _executable(library, s.flow)  # fail before any run starts
             out.append(Strategy(s, library))
     names = [s.name for s in out]
     dupes = sorted({n for n in names if names.count(n) > 1})
