@@ -164,6 +164,61 @@ def _grid(samples: Sequence[Sample], strategies: Sequence[str], heldout: str | N
     return f'<table class="grid">{"".join(rows)}</table>{note}'
 
 
+def win_bars(strategies: Sequence[str], baseline: str, wl: dict[tuple[str, str], dict[str, Any]],
+             colors: dict[str, str], width: int = 760) -> str:
+    """Win rate of each strategy against the baseline, with its CI (the paper's Fig. 5 layout)."""
+    rows = [(s, wl.get((s, baseline))) for s in strategies if s != baseline]
+    rows = [(s, w) for s, w in rows if w and w.get("win_rate") is not None]
+    if not rows:
+        return ""
+    left, right, bh, gap = 190, 60, 18, 8
+    h = len(rows) * (bh + gap) + 34
+    pw = width - left - right
+
+    def x(v: float) -> float:
+        return left + pw * max(0.0, min(1.0, v))
+
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{h}" font-size="11" font-family="sans-serif">']
+    for k in range(0, 11, 2):
+        v = k / 10
+        parts.append(f'<line x1="{x(v):.1f}" x2="{x(v):.1f}" y1="4" y2="{h - 22}" stroke="#eee"/>'
+                     f'<text x="{x(v):.1f}" y="{h - 8}" text-anchor="middle" fill="#666">{v:.1f}</text>')
+    for i, (s, w) in enumerate(rows):
+        y = 6 + i * (bh + gap)
+        parts.append(f'<text x="{left - 6}" y="{y + bh * 0.7:.1f}" text-anchor="end" fill="#222">{_e(s)}</text>'
+                     f'<rect x="{left}" y="{y}" width="{x(w["win_rate"]) - left:.1f}" height="{bh}" fill="{colors[s]}">'
+                     f'<title>{_e(s)} vs {_e(baseline)}: {w["win_rate"]:.3f}</title></rect>')
+        if w.get("ci_low") is not None:
+            yc = y + bh / 2
+            parts.append(f'<line x1="{x(w["ci_low"]):.1f}" x2="{x(w["ci_high"]):.1f}" y1="{yc}" y2="{yc}" '
+                         f'stroke="#222" stroke-width="1.5"/>')
+        parts.append(f'<text x="{x(max(w["win_rate"], w.get("ci_high") or 0)) + 5:.1f}" y="{y + bh * 0.7:.1f}" '
+                     f'fill="#222">{w["win_rate"]:.2f}</text>')
+    parts.append(f'<line x1="{x(0.5):.1f}" x2="{x(0.5):.1f}" y1="2" y2="{h - 22}" stroke="#c33" '
+                 f'stroke-dasharray="4 3"/></svg>')
+    return "".join(parts)
+
+
+def _win_section(strategies: Sequence[str], heldout: str, wl: dict[tuple[str, str], dict[str, Any]]) -> str:
+    out = [f"<h2>Pairwise win rates ({_e(heldout)})</h2><p class='note'>Row beats column on the same prompt and "
+           "seed; ties count half; 95% bootstrap CI over prompts; n = paired comparisons.</p>"]
+    hrows = []
+    for a in strategies:
+        tds = [f"<td class='l'><b>{_e(a)}</b></td>"]
+        for b in strategies:
+            if a == b:
+                tds.append("<td style='background:#fafafa'>–</td>")
+                continue
+            w = wl.get((a, b))
+            v = w["win_rate"] if w else None
+            ci = f"[{_f(w['ci_low'], 2)}, {_f(w['ci_high'], 2)}] n={w['n']}" if w else ""
+            tds.append(f"<td style='background:{_heat(v)}'>{_f(v, 2)}<small>{ci}</small></td>")
+        hrows.append("<tr>" + "".join(tds) + "</tr>")
+    out.append("<table class='heat'><tr><th class='l'>A \\ B</th>" + "".join(f"<th>{_e(b)}</th>" for b in strategies)
+               + "</tr>" + "".join(hrows) + "</table>")
+    return "".join(out)
+
+
 def render_html(summary: dict[str, Any], samples: Sequence[Sample], run: dict[str, Any], *,
                 max_grid_prompts: int = 24) -> str:
     strategies: list[str] = summary["strategies"]
@@ -198,28 +253,15 @@ def render_html(summary: dict[str, Any], samples: Sequence[Sample], run: dict[st
                                             "unique flows", "GPU s / image", "images", "reused", "failed",
                                             "GenEval overall"], rows))
 
-    # win-rate heatmap
-    out.append(f"<h2>Pairwise win rates ({_e(heldout)})</h2><p class='note'>Row beats column on the same prompt and "
-               "seed; ties count half; 95% bootstrap CI over prompts; n = paired comparisons.</p>")
-    hrows = []
-    for a in strategies:
-        tds = [f"<td class='l'><b>{_e(a)}</b></td>"]
-        for b in strategies:
-            if a == b:
-                tds.append("<td style='background:#fafafa'>–</td>")
-                continue
-            w = wl.get((a, b))
-            v = w["win_rate"] if w else None
-            ci = f"[{_f(w['ci_low'], 2)}, {_f(w['ci_high'], 2)}] n={w['n']}" if w else ""
-            tds.append(f"<td style='background:{_heat(v)}'>{_f(v, 2)}<small>{ci}</small></td>")
-        hrows.append("<tr>" + "".join(tds) + "</tr>")
-    out.append("<table class='heat'><tr><th class='l'>A \\ B</th>" + "".join(f"<th>{_e(b)}</th>" for b in strategies)
-               + "</tr>" + "".join(hrows) + "</table>")
-
-    # per-category bars
-    cat_vals = {(c["category"], c["strategy"]): c["mean"] for c in summary["category_scores"]}
-    out.append(f"<h2>Mean {_e(heldout)} per category</h2>" + _legend(strategies, colors)
-               + bar_chart(summary["categories"], strategies, cat_vals, colors))
+    if heldout:
+        out.append(_win_section(strategies, heldout, wl))
+        if base:
+            out.append(f"<h2>Win rate against {_e(base)} ({_e(heldout)})</h2><p class='note'>Bars: fraction of "
+                       "prompts where the strategy beats the baseline; lines: 95% bootstrap CI; dashed: 0.5.</p>"
+                       + win_bars(strategies, base, wl, colors))
+        cat_vals = {(c["category"], c["strategy"]): c["mean"] for c in summary["category_scores"]}
+        out.append(f"<h2>Mean {_e(heldout)} per category</h2>" + _legend(strategies, colors)
+                   + bar_chart(summary["categories"], strategies, cat_vals, colors))
 
     if summary.get("geneval"):
         g = summary["geneval"]
