@@ -126,7 +126,7 @@ def sample_from_record(strategy: str, prompt: Prompt, seed: int, record: Any, *,
     return Sample(strategy=strategy, prompt_id=prompt.id, prompt=prompt.text, category=prompt.category, seed=seed,
                   flow_id=record.flow_id, run_id=record.id,
                   image=record.outputs[0].path if record.outputs else None, gpu_seconds=gpu_seconds(record),
-                  reused=reused, error=None if record.outputs else "run produced no image")
+                  reused=reused, note=note, error=None if record.outputs else "run produced no image")
 
 
 def _error_sample(strategy: str, prompt: Prompt, seed: int, err: BaseException, flow_id: str | None = None) -> Sample:

@@ -110,10 +110,10 @@ def test_geneval_defaults_are_genevals_own():
             GENEVAL_RULES.max_overlap, GENEVAL_RULES.position_threshold) == (0.3, 0.9, 16, 1.0, 0.1)
 
 
-def test_tiny_owlv2_and_clip_run_the_whole_path():
-    from comfygen.evals.geneval import COLORS, GenEvalScorer, object_names
+def test_tiny_owlv2_and_clip_run_the_whole_path(tiny_geneval):
+    from comfygen.evals.geneval import COLORS, object_names
 
-    scorer = GenEvalScorer.tiny(rules=GenEvalRules(threshold=0.0, counting_threshold=0.0, max_overlap=0.5))
+    scorer = tiny_geneval
     img = Image.new("RGB", (96, 64), (200, 20, 20))
     dets = scorer.detect(img)
     assert dets and set(dets) <= set(object_names())

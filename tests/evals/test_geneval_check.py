@@ -55,3 +55,19 @@ def test_check_on_the_annotation_files():
     # single objects are nearly always drawn, positions rarely: the raters' table must show that
     for system in res["human_geneval_table"].values():
         assert system["Single object"] > system["Position"]
+
+
+@needs_data
+def test_detector_check_runs_the_scorer_on_the_annotated_images(tmp_path, tiny_geneval):
+    from PIL import Image
+
+    from comfygen.evals.geneval_check import check_detector
+
+    # two images of the sdv2 set, laid out like their URLs
+    for pid, iid in [(328, 1), (220, 2)]:
+        d = tmp_path / "sdv2" / f"{pid:05d}" / "samples"
+        d.mkdir(parents=True)
+        Image.new("RGB", (64, 64), (255, 255, 255)).save(d / f"{iid:05d}.png")
+    res = check_detector(tmp_path, DATA, scorer=tiny_geneval)
+    assert res["sdv2"]["images_found"] == 2 and res["clip"]["images_found"] == 0
+    assert 0.0 <= res["sdv2"]["agreement"] <= 1.0
