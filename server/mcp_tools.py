@@ -42,6 +42,8 @@ def format_error(e: ComfyGenError) -> str:
     """One readable message: what went wrong, ComfyUI's node errors, the URL tried, what to change."""
     lines = [e.message]
     node_errors = (e.details or {}).get("node_errors") or {}
+    if any(f"node {node_id}" in e.message for node_id in node_errors):
+        node_errors = {}  # the message already lists them
     for node_id, info in list(node_errors.items())[:10]:
         for err in (info or {}).get("errors", [])[:3]:
             detail = err.get("details") or ""
@@ -145,6 +147,7 @@ def register_tools(mcp: MCPServer) -> None:
         """Rank flows for a prompt: detected categories, the best flows with predicted scores and why. The fast
         path: call generate with the first flow_id (or without flow_id to use the top pick)."""
         cg = service(ctx)
+        await cg.refresh_installed()
         out = cg.suggest(prompt, k=k, target_score=target_score)
         if mode == "llm":
             return llm_choice(cg, out, sampled, k)

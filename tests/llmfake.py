@@ -164,9 +164,9 @@ class FakeLLM:
 
     # ------------------------------------------------------------------ Anthropic Messages API
     async def _anthropic(self, request: web.Request) -> web.Response:
-        if not request.headers.get("x-api-key"):
+        if not (request.headers.get("x-api-key") or request.headers.get("authorization", "").startswith("Bearer ")):
             return web.json_response({"type": "error", "error": {"type": "authentication_error",
-                                                                 "message": "x-api-key header is required"}},
+                                                                 "message": "an API key is required"}},
                                      status=401)
         body = await request.json()
         self.requests.append(("anthropic", body))

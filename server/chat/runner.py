@@ -9,12 +9,19 @@ from pathlib import Path
 from typing import Any
 
 from mcp import Client
+from mcp.client.stdio import stdio_client
 from mcp.types import BlobResourceContents, TextResourceContents
 from rich.console import Console
 
 from ...tools.agent.llm import LLM
+from ...tools.settings import get_settings
 from ...tools.agent.loop import AgentEvent, AgentResult, run_ic
 from .toolbox import MCPToolBox, server_params
+
+
+def _quiet_client(transport: Any) -> Client:
+    """An MCP client over the server's stdio; the server's own log goes to a file, not the terminal."""
+    return Client(transport, read_timeout_seconds=3600)
 
 
 @dataclass
@@ -86,11 +93,14 @@ async def run_chat(request: str, llm: LLM, *, budget: int = 3, out_dir: Path = P
                    env: dict[str, str] | None = None, console: Console | None = None,
                    max_steps: int = 16) -> ChatOutcome:
     console = console or Console()
-    async with Client(server_params(env), read_timeout_seconds=3600) as client:
-        result = await run_ic(llm, MCPToolBox(client), request, budget=budget, max_steps=max_steps,
-                              on_event=Printer(console))
-        outcome = ChatOutcome(result=result)
-        best = result.best
-        if best and best.get("status") == "succeeded" and best.get("run_id"):
-            outcome.image, outcome.record = await save_run(client, best["run_id"], out_dir)
+    log_path = get_settings().home / "logs" / "chat-server.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("a", encoding="utf-8") as errlog:
+        async with _quiet_client(stdio_client(server_params(env), errlog=errlog)) as client:
+            result = await run_ic(llm, MCPToolBox(client), request, budget=budget, max_steps=max_steps,
+                                  on_event=Printer(console))
+            outcome = ChatOutcome(result=result)
+            best = result.best
+            if best and best.get("status") == "succeeded" and best.get("run_id"):
+                outcome.image, outcome.record = await save_run(client, best["run_id"], out_dir)
     return outcome

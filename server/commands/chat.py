@@ -32,8 +32,12 @@ def register(app: typer.Typer) -> None:
         llm = make_llm(provider, model=model, base_url=base_url)  # ConfigError -> clean message from main()
         env = {"COMFYGEN_COMFYUI_URLS": ",".join(endpoint)} if endpoint else None
         console.print(f"[dim]model {llm.model}; starting the comfygen MCP server (stdio)...[/]")
-        outcome = anyio.run(lambda: run_chat(request, llm, budget=budget, out_dir=out, env=env, console=console,
-                                             max_steps=max_steps))
+        async def main():
+            async with llm:  # type: ignore[attr-defined]
+                return await run_chat(request, llm, budget=budget, out_dir=out, env=env, console=console,
+                                      max_steps=max_steps)
+
+        outcome = anyio.run(main)
         result = outcome.result
         console.print(f"[dim]{result.steps} turns, {result.tool_calls} tool calls, "
                       f"{result.generations} generations[/]")

@@ -16,8 +16,8 @@ from ..errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_ANTHROPIC_MODEL = "claude-sonnet-4-5"
-DEFAULT_OPENAI_MODEL = "gpt-4.1-mini"
+DEFAULT_ANTHROPIC_MODEL = "claude-sonnet-4-6"
+DEFAULT_OPENAI_MODEL = "gpt-5.5"
 
 
 @dataclass
@@ -78,6 +78,15 @@ class AnthropicLLM:
         self.images = images
         self.client = client or AsyncAnthropic(api_key=api_key, base_url=base_url, max_retries=1)
 
+    async def aclose(self) -> None:
+        await self.client.close()
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
     def _messages(self, messages: list[Message]) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         for m in messages:
@@ -122,6 +131,15 @@ class OpenAILLM:
         # Local servers (Ollama, vLLM) take any key; the SDK insists on one.
         key = api_key or os.environ.get("OPENAI_API_KEY") or ("unused" if base_url else None)
         self.client = client or AsyncOpenAI(api_key=key, base_url=base_url, max_retries=1)
+
+    async def aclose(self) -> None:
+        await self.client.close()
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
 
     def _messages(self, system: str, messages: list[Message]) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = [{"role": "system", "content": system}]

@@ -307,6 +307,14 @@ class ComfyGen:
         return self.library.get(pick.flow_id), why
 
     # ---------------------------------------------------------------- ComfyUI status
+    async def refresh_installed(self) -> None:
+        """Learn the installed model files once (for 'runnable' in suggestions); quiet when ComfyUI is down."""
+        if self._installed is None and self.has_pool:
+            try:
+                await self.status()
+            except ComfyGenError as e:
+                logger.info("could not list installed models: %s", e)
+
     async def status(self) -> StatusOut:
         flows = [f for f in self.library if f.executable]
         if not self.has_pool:
@@ -414,8 +422,8 @@ class ComfyGen:
         if seed is not None and not 0 <= seed < 2**63:
             raise GuardError(f"seed={seed} is out of range", hint="use 0..2**63-1, or leave it empty for a random seed")
         pool = self.pool
-        if flow_id is None and self._installed is None:
-            await self.status()  # learn the installed models once, so the pick prefers flows that can run here
+        if flow_id is None:
+            await self.refresh_installed()  # so the pick prefers flows that can run here
         flow, why = self.pick_flow(prompt, flow_id)
         tracker = ProgressTracker(report, class_types={n: d.get("class_type", "") for n, d in flow.graph.items()})
         job = self.jobs.start(flow, why, prompt, pool=pool, tracker=tracker, negative=negative, seed=seed,
