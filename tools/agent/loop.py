@@ -148,3 +148,12 @@ def _run_of(res: ToolResult) -> dict[str, Any] | None:
         return s
     best = s.get("best")
     return best if isinstance(best, dict) and "run_id" in best else None
+
+
+def __getattr__(name: str) -> Any:
+    # ``from comfygen.tools.agent.loop import LocalToolBox`` (the in-process ToolBox lives in local.py)
+    if name == "LocalToolBox":
+        from .local import LocalToolBox
+
+        return LocalToolBox
+    raise AttributeError(name)

@@ -1,0 +1,42 @@
+"""The in-process ToolBox (what the eval harness runs the loop with) mirrors the MCP tools."""
+
+from __future__ import annotations
+
+import pytest
+from fakecomfy import FakeComfyUI
+from llmfake import Action, FakeLLM, ICPolicy
+from mcp import Client
+from mcp_helpers import library_models, pixel_scorers, shared_library
+
+from comfygen.server.app import build_server
+from comfygen.tools.agent.llm import OpenAILLM
+from comfygen.tools.agent.loop import LocalToolBox, run_ic
+from comfygen.tools.agent.service import ComfyGen
+from comfygen.tools.settings import Settings
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_local_tools_match_the_mcp_tools(tmp_path):
+    settings = Settings(home=tmp_path)
+    async with ComfyGen(settings, library=shared_library()) as cg, \
+            Client(build_server(settings, library=shared_library())) as client:
+        local = {t.name for t in await LocalToolBox(cg).list_tools()}
+        remote = {t.name for t in (await client.list_tools()).tools}
+    assert local == remote - {"noise_search"}
+
+
+async def test_the_loop_runs_in_process(tmp_path):
+    def policy(turns, tools):
+        a = ICPolicy()(turns, tools)
+        return Action(a.text, [(n, {**x, "size": "64x64", "flow_id": "sd15-base"} if n == "generate" else x)
+                               for n, x in a.tool_calls])
+
+    async with FakeComfyUI(models=library_models()) as fake:
+        settings = Settings(home=tmp_path, comfyui_urls=[fake.url])
+        async with ComfyGen(settings, scorer_factory=pixel_scorers, library=shared_library()) as cg, \
+                FakeLLM(policy) as llm_server, OpenAILLM("m", api_key="k", base_url=llm_server.openai_url) as llm:
+            result = await run_ic(llm, LocalToolBox(cg), "a fox", budget=2)
+            bad = await LocalToolBox(cg).call("generate", {"prompt": ""})
+    assert result.best and result.best["status"] == "succeeded" and result.best["scores"]["total"] is not None
+    assert bad.is_error and "prompt" in bad.text
