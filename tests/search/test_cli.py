@@ -38,11 +38,12 @@ def test_cli_zero_order_writes_summary_and_sheet(_isolated_home, tmp_path, capsy
     assert summary["best"]["rank"] == 1
 
 
-def test_cli_refuses_zero_order_on_flow_matching_families(_isolated_home, capsys):
+def test_cli_zero_order_on_flux_needs_the_node_pack(_isolated_home, capsys, fake_comfyui):
     try:
         main(["search", "-p", "x", "-f", "flux-schnell", "-a", "zero-order", "-v", "aesthetic", "--tiny-verifiers",
-              "-e", "http://127.0.0.1:9"])
+              "-e", fake_comfyui.url])
     except SystemExit as e:
         assert e.code == 1
-    err = capsys.readouterr().err
-    assert "random search" in err
+    err = " ".join(capsys.readouterr().err.split())
+    assert "ComfyGenNoise" in err and "comfygen comfyui install-nodes" in err and "--algorithm random" in err
+    assert not fake_comfyui.history  # refused before anything ran

@@ -45,8 +45,12 @@ class SearchConfig(BaseModel):
     wall_time_s: float | None = Field(None, gt=0, description="Stop after this long (running prompt cancelled).")
     patience: int | None = Field(None, ge=1, description="Stop after this many batches/rounds without a new best.")
     top_k: int = Field(4, ge=1, le=64)
+    noise_nodes: Literal["auto", "core", "pack"] = Field(
+        "auto", description="Zero-order: realise neighbours with core nodes (SD1.x/SD2.x/SDXL) or the comfygen_noise "
+                            "node pack (any family); auto picks core where it is exact.")
     width: int = 512
     height: int = 512
+    latent_channels: int = Field(4, ge=1, description="Latent channels of the flow's model (16 for SD3 / Flux).")
 
 
 class Candidate(BaseModel):
@@ -260,7 +264,7 @@ async def zero_order_search(prompt: str, *, generate: GenerateFn, verifiers: Ver
                             on_progress: Callable[[SearchProgress], Any] | None = None) -> SearchResult:
     """Zero-order search around a pivot noise; neighbours are exact combinations of recorded draws."""
     cfg = config
-    shape = latent_shape(cfg.width, cfg.height)
+    shape = latent_shape(cfg.width, cfg.height, cfg.latent_channels)
     st = _State(cfg, prompt, verifiers, generate, on_progress)
     rounds: list[RoundInfo] = []
     pivot_spec = NoiseSpec.seeded(derive_seed(cfg.seed, "pivot", 0), 0)

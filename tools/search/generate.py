@@ -12,10 +12,10 @@ from PIL import Image
 
 from ...flow_library.model import Family, Flow, Graph
 from ..errors import FlowError
-from .graphs import find_noise_sampler, latent_graph, seeded_graph
+from .graphs import find_noise_sampler, latent_graph, pack_graph, seeded_graph
 from .noise import NoiseSpec
 
-Mode = Literal["seeded", "latent"]
+Mode = Literal["seeded", "latent", "pack"]
 
 # Images per ComfyUI prompt at the family's native size; scaled by pixel count for other sizes.
 _NATIVE = {Family.SD15: (512 * 512, 8), Family.SD21: (768 * 768, 4), Family.SDXL: (1024 * 1024, 4),
@@ -62,10 +62,13 @@ def rewrite_for(specs: Sequence[NoiseSpec], mode: Mode, family: Family | str, *,
         seed, idx = groups[0]
 
         def rw(g: Graph) -> Graph:
-            return _with_steps(seeded_graph(g, seed, idx), steps)
+            return seeded_graph(_with_steps(g, steps), seed, idx)
+    elif mode == "pack":
+        def rw(g: Graph) -> Graph:
+            return pack_graph(_with_steps(g, steps), specs)
     else:
         def rw(g: Graph) -> Graph:
-            return _with_steps(latent_graph(g, specs, family), steps)
+            return latent_graph(_with_steps(g, steps), specs, family)
     return rw
 
 
@@ -91,15 +94,18 @@ class ComfyGenerator:
 
     def __init__(self, flow: Flow, prompt: str, *, pool: Any, store: Any, settings: Any, negative: str | None = None,
                  width: int | None = None, height: int | None = None, steps: int | None = None,
-                 on_event: Any = None, search_id: str | None = None):
+                 on_event: Any = None, search_id: str | None = None, combine: Mode = "latent"):
         self.flow, self.prompt, self.pool, self.store, self.settings = flow, prompt, pool, store, settings
         self.negative, self.width, self.height, self.steps = negative, width, height, steps
         self.on_event, self.search_id = on_event, search_id
+        self.combine = combine  # how weighted sums of noises are realised: "latent" (core nodes) or "pack"
         self.runs: list[str] = []
 
     async def __call__(self, specs: Sequence[NoiseSpec], mode: Mode) -> list[Generated]:
         from ..pipeline import run_flow
 
+        if mode == "latent":
+            mode = self.combine
         rw = rewrite_for(specs, mode, self.flow.family, steps=self.steps)
         seeds = sorted({t.seed for s in specs for t in s.terms})
         extra = {"noise_search": {"id": self.search_id, "mode": mode,

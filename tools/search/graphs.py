@@ -200,6 +200,42 @@ def latent_graph(graph: Graph, specs: Sequence[NoiseSpec], family: Family | str)
     return g
 
 
+def pack_graph(graph: Graph, specs: Sequence[NoiseSpec]) -> Graph:
+    """One ComfyUI batch whose item ``i`` starts from ``realise(specs[i])`` as the sampler's NOISE, through
+    the ``ComfyGenNoise`` node (``comfygen comfyui install-nodes``). Works for every family; the sampler
+    becomes ``SamplerCustomAdvanced`` when it is not one already."""
+    from .nodepack import NODE, noises_json
+
+    if not specs:
+        raise ValueError("no candidates")
+    g = copy.deepcopy(graph)
+    sampler, empty = find_noise_sampler(g)
+    ids = _Ids(g)
+    empty_node = copy.deepcopy(g[empty])
+    empty_node["inputs"]["batch_size"] = len(specs)
+    latent = ids.add(empty_node["class_type"], **empty_node["inputs"])
+    noise = ids.add(NODE, noises=noises_json(specs), noise_seed=specs[0].terms[0].seed)
+    node = g[sampler]
+    ct, inputs = node["class_type"], node["inputs"]
+    if ct == "SamplerCustomAdvanced":
+        inputs["noise"], inputs["latent_image"] = [noise, 0], [latent, 0]
+        return g
+    if ct == "KSamplerAdvanced" and int(inputs.get("start_at_step", 0)) != 0:
+        raise FlowError("the noise sampler starts after step 0", hint="use a plain text-to-image flow")
+    guider = ids.add("CFGGuider", model=inputs["model"], positive=inputs["positive"], negative=inputs["negative"],
+                     cfg=inputs["cfg"])
+    if ct == "SamplerCustom":
+        sampler_link, sigmas = inputs["sampler"], inputs["sigmas"]
+    else:
+        sampler_link = [ids.add("KSamplerSelect", sampler_name=inputs["sampler_name"]), 0]
+        sigmas = [ids.add("BasicScheduler", model=inputs["model"], scheduler=inputs["scheduler"],
+                          steps=inputs["steps"], denoise=float(inputs.get("denoise", 1.0))), 0]
+    g[sampler] = {"class_type": "SamplerCustomAdvanced", "inputs": {
+        "noise": [noise, 0], "guider": [guider, 0], "sampler": sampler_link, "sigmas": sigmas,
+        "latent_image": [latent, 0]}}
+    return g
+
+
 def probe_graph(graph: Graph, *, prefix: str = "comfygen_probe") -> Graph:
     """Turn a search graph into one that saves the latent the noise sampler *starts* from.
 
@@ -216,22 +252,21 @@ def probe_graph(graph: Graph, *, prefix: str = "comfygen_probe") -> Graph:
             up = g.get(str(src[0]), {}).get("class_type")
             if up in ("LatentFromBatch", "LatentBatch", "LatentAdd", "LatentSubtract", "AddNoise", "LatentMultiply"):
                 sampler = nid
+        if node.get("class_type") == "SamplerCustomAdvanced" and _is_link(node["inputs"].get("noise")) and \
+                g.get(str(node["inputs"]["noise"][0]), {}).get("class_type") == "ComfyGenNoise":
+            sampler = nid
     if sampler is None:
         raise FlowError("no rewritten noise sampler in this graph", hint="probe a graph from seeded_graph/latent_graph")
     inputs = g[sampler]["inputs"]
+    if g[sampler]["class_type"] == "SamplerCustomAdvanced":
+        _drop_downstream(g, sampler)
+        ids = _Ids(g, "probe")
+        inputs["sigmas"] = [ids.add("SplitSigmas", sigmas=inputs["sigmas"], step=0), 0]
+        ids.add("SaveLatent", samples=[sampler, 0], filename_prefix=f"latents/{prefix}")
+        return g
     enabled = g[sampler]["class_type"] == "KSampler" or inputs.get("add_noise", "enable") == "enable"
     seed = inputs.get("seed", inputs.get("noise_seed", 0))
-    downstream = {sampler}
-    changed = True
-    while changed:
-        changed = False
-        for nid, node in g.items():
-            if nid not in downstream and any(_is_link(v) and str(v[0]) in downstream
-                                             for v in node["inputs"].values()):
-                downstream.add(nid)
-                changed = True
-    for nid in downstream - {sampler}:
-        del g[nid]
+    _drop_downstream(g, sampler)
     ids = _Ids(g, "probe")
     noise = ids.add("RandomNoise", noise_seed=seed) if enabled else ids.add("DisableNoise")
     guider = ids.add("CFGGuider", model=inputs["model"], positive=inputs["positive"], negative=inputs["negative"],
@@ -245,3 +280,17 @@ def probe_graph(graph: Graph, *, prefix: str = "comfygen_probe") -> Graph:
         "latent_image": inputs["latent_image"]}}
     ids.add("SaveLatent", samples=[sampler, 0], filename_prefix=f"latents/{prefix}")
     return g
+
+
+def _drop_downstream(g: Graph, node_id: str) -> None:
+    """Remove every node that reads (directly or not) from ``node_id``."""
+    downstream = {node_id}
+    changed = True
+    while changed:
+        changed = False
+        for nid, node in g.items():
+            if nid not in downstream and any(_is_link(v) and str(v[0]) in downstream for v in node["inputs"].values()):
+                downstream.add(nid)
+                changed = True
+    for nid in downstream - {node_id}:
+        del g[nid]

@@ -8,12 +8,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ...flow_library.model import Flow
+from ...flow_library.model import Family, Flow
 from ...flow_library.render import render
-from ..errors import StoreError
+from ..errors import FlowError, StoreError
 from .engine import Candidate, SearchConfig, SearchProgress, SearchResult, search
 from .generate import ComfyGenerator, Mode, default_batch, rewrite_for
-from .graphs import find_noise_sampler, latent_graph
+from .graphs import find_noise_sampler, latent_graph, pack_graph
+from .nodepack import NODE, PACK
 from .noise import NoiseSpec
 from .report import write_outputs
 from .verify import VerifierSet
@@ -29,6 +30,8 @@ def resolve_config(config: SearchConfig, flow: Flow, settings: Any = None) -> Se
         upd["width"] = flow.width
     if "height" not in fields:
         upd["height"] = flow.height
+    if "latent_channels" not in fields:
+        upd["latent_channels"] = 16 if flow.family in (Family.SD3, Family.FLUX) else 4
     cfg = config.model_copy(update=upd)
     if cfg.batch is None:
         cap = int(getattr(settings, "max_batch", 64) or 64)
@@ -36,12 +39,40 @@ def resolve_config(config: SearchConfig, flow: Flow, settings: Any = None) -> Se
     return cfg
 
 
-def check_flow(flow: Flow, config: SearchConfig) -> None:
+def combine_mode(flow: Flow, config: SearchConfig) -> Mode:
+    """How zero-order neighbours (weighted sums of noises) are realised for this flow."""
+    if config.noise_nodes == "pack":
+        return "pack"
+    graph = render(flow, "check", seed=0, width=config.width, height=config.height)
+    try:
+        latent_graph(graph, [NoiseSpec.seeded(1)], flow.family)
+        return "latent"
+    except FlowError:
+        if config.noise_nodes == "core":
+            raise
+        return "pack"
+
+
+def check_flow(flow: Flow, config: SearchConfig) -> Mode:
     """Fail before any generation when the flow cannot carry this search (clear error + hint)."""
     graph = render(flow, "check", seed=0, width=config.width, height=config.height)
     find_noise_sampler(graph)
-    if config.algorithm == "zero-order":
-        latent_graph(graph, [NoiseSpec.seeded(1)], flow.family)
+    if config.algorithm != "zero-order":
+        return "latent"
+    mode = combine_mode(flow, config)
+    if mode == "pack":
+        pack_graph(graph, [NoiseSpec.seeded(1)])
+    return mode
+
+
+async def check_pack(pool: Any, flow: Flow) -> None:
+    """The comfygen_noise node must be installed on the server for pack-mode zero-order search."""
+    info = await pool.object_info()
+    if NODE not in info:
+        raise FlowError(
+            f"zero-order search on this {flow.family} flow needs the {NODE} node, which the ComfyUI server lacks",
+            hint=f"install it with `comfygen comfyui install-nodes --path /path/to/ComfyUI` (writes custom_nodes/{PACK}) "
+                 "and restart ComfyUI; or use --algorithm random, which needs core nodes only")
 
 
 async def run_search(flow: Flow, prompt: str, config: SearchConfig, *, verifiers: VerifierSet, pool: Any,
@@ -50,11 +81,19 @@ async def run_search(flow: Flow, prompt: str, config: SearchConfig, *, verifiers
                      on_event: Any = None) -> SearchResult:
     """Run a random or zero-order search for ``prompt`` on ``flow``; write the contact sheet and summary."""
     cfg = resolve_config(config, flow, settings)
-    check_flow(flow, cfg)
+    combine = check_flow(flow, cfg)
+    if combine == "pack":
+        await check_pack(pool, flow)
+        packs = list(getattr(settings, "node_packs", []) or [])
+        if PACK not in packs:
+            settings = settings.model_copy(update={"node_packs": packs + [PACK]})
     search_id = uuid.uuid4().hex[:12]
     gen = ComfyGenerator(flow, prompt, pool=pool, store=store, settings=settings, negative=negative,
-                         width=cfg.width, height=cfg.height, steps=steps, on_event=on_event, search_id=search_id)
+                         width=cfg.width, height=cfg.height, steps=steps, on_event=on_event, search_id=search_id,
+                         combine=combine)
     result = await search(prompt, generate=gen, verifiers=verifiers, config=cfg, on_progress=on_progress)
+    if cfg.algorithm == "zero-order":
+        result.mode = combine
     _record_scores(store, result, search_id)
     out = Path(out_dir) if out_dir is not None else Path(settings.outputs_dir) / "search" / search_id
     return write_outputs(result, out)
