@@ -173,9 +173,10 @@ def resolve_pretrained(source: str, *, weights_dir: Path | None, setting: str) -
 
 
 def from_pretrained(cls: Any, source: str, *, setting: str, what: str, **kwargs: Any) -> Any:
-    """``cls.from_pretrained(source)`` with missing weights turned into :class:`WeightsMissing`."""
+    """``cls.from_pretrained(source)`` with missing weights turned into :class:`WeightsMissing`, and a
+    checkpoint that leaves weights uninitialised (missing keys) turned into :class:`ScoringError`."""
     try:
-        return cls.from_pretrained(source, **kwargs)
+        model, info = cls.from_pretrained(source, output_loading_info=True, **kwargs)
     except (OSError, ValueError) as e:
         raise WeightsMissing(
             f"{what}: cannot load {source!r} ({type(e).__name__})",
@@ -184,6 +185,12 @@ def from_pretrained(cls: Any, source: str, *, setting: str, what: str, **kwargs:
                   + f", or set {setting} to a local directory"),
             details={"repo_id": source, "setting": setting},
         ) from e
+    missing = [k for k in info.get("missing_keys", []) if not k.endswith("position_ids")]
+    mismatched = list(info.get("mismatched_keys", []))
+    if missing or mismatched:
+        raise ScoringError(f"{what}: {source!r} does not match the model class (missing {missing[:5]}, "
+                           f"mismatched {mismatched[:3]})", hint=f"point {setting} at the right checkpoint")
+    return model
 
 
 def load_state_dict_file(path: Path) -> dict[str, torch.Tensor]:

@@ -136,9 +136,7 @@ VISION_HEAD_WIDTH = {1280: 80, 1408: 88, 1664: 104}
 
 
 def hf_config_from_open_clip(sd: dict[str, torch.Tensor], *, vision_head_width: int | None = None,
-                             text_heads: int | None = None, quick_gelu: bool = False,
-                             eos_token_id: int = OPENAI_EOS, bos_token_id: int = OPENAI_BOS, pad_token_id: int = 0,
-                             layer_norm_eps: float = 1e-5):
+                             text_heads: int | None = None, quick_gelu: bool = False, layer_norm_eps: float = 1e-5):
     """The ``CLIPConfig`` whose CLIPModel has exactly the shapes of an open_clip state dict.
 
     Head counts follow open_clip's configs: vision ``width // head_width`` (64, or 80 for ViT-H-14's 1280-wide
@@ -147,13 +145,17 @@ def hf_config_from_open_clip(sd: dict[str, torch.Tensor], *, vision_head_width: 
     """
     from transformers import CLIPConfig
 
+    vocab = sd["token_embedding.weight"].shape[0]
+    # open_clip pools the text at argmax(token ids) (the end token has the largest id). transformers'
+    # CLIPTextTransformer does exactly that when eos_token_id == 2 (its legacy branch), whatever the vocabulary.
+    eos_token_id, bos_token_id, pad_token_id = 2, vocab - 2, 0
     v_width = sd["visual.conv1.weight"].shape[0]
     patch = sd["visual.conv1.weight"].shape[-1]
     n_pos = sd["visual.positional_embedding"].shape[0] - 1
     grid = int(round(n_pos ** 0.5))
     t_width = sd["token_embedding.weight"].shape[1]
     act = "quick_gelu" if quick_gelu else "gelu"
-    text = dict(vocab_size=sd["token_embedding.weight"].shape[0], hidden_size=t_width,
+    text = dict(vocab_size=vocab, hidden_size=t_width,
                 intermediate_size=sd["transformer.resblocks.0.mlp.c_fc.weight"].shape[0],
                 num_hidden_layers=_count_blocks(sd, "transformer.resblocks."),
                 num_attention_heads=text_heads or max(1, t_width // 64),

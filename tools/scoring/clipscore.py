@@ -24,7 +24,7 @@ from torch import nn
 from .base import Scorer, load_state_dict_file, load_strict, resize_center_crop, resolve_pretrained
 from .clip_common import ClipPair, cosine_pairs, hf_config_from_open_clip, load_hf_clip, open_clip_to_hf, tiny_clip
 from .clip_common import tokenize as clip_tokenize
-from .tokenizers import load_clip_tokenizer
+from .tokenizers import CLIP_VOCAB_SIZE, load_clip_tokenizer
 
 OPEN_CLIP_WEIGHTS = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
 
@@ -70,7 +70,8 @@ class ClipScoreScorer(Scorer):
                 self.model = load_hf_clip(src, self.device, self.dtype, setting="COMFYGEN_CLIPSCORE_MODEL",
                                           what="CLIPScore model")
                 tok_src = self.tokenizer_source or src
-            self.tokenizer = load_clip_tokenizer(tok_src, what="CLIPScore tokenizer")
+            self.tokenizer = load_clip_tokenizer(tok_src, what="CLIPScore tokenizer",
+                                                 minimum=min(CLIP_VOCAB_SIZE, self.model.config.text_config.vocab_size))
         self.image_size = self.model.config.vision_config.image_size
         self.max_length = self.model.config.text_config.max_position_embeddings
         self.net = ClipPair(self.model).eval()

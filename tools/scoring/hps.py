@@ -21,7 +21,7 @@ from torch import nn
 from .base import Scorer, load_state_dict_file, load_strict, resize_long_side_pad, resolve_file
 from .clip_common import ClipPair, cosine_pairs, hf_config_from_open_clip, open_clip_to_hf, tiny_clip
 from .clip_common import tokenize as clip_tokenize
-from .tokenizers import load_clip_tokenizer
+from .tokenizers import CLIP_VOCAB_SIZE, load_clip_tokenizer
 
 CHECKPOINT = "HPS_v2.1_compressed.pt"
 
@@ -50,8 +50,9 @@ class HPSv21Scorer(Scorer):
 
             path = resolve_file(filename=self.filename, repo_id=self.repo_id, setting=self.setting,
                                 local=self.checkpoint, weights_dir=self.weights_dir, what=self.description.split(" (")[0])
-            self.tokenizer = load_clip_tokenizer(self.tokenizer_source, what="HPS v2.1 tokenizer (COMFYGEN_HPS_TOKENIZER)")
             self.model = self.load_open_clip_checkpoint(CLIPModel, load_state_dict_file(path))
+            self.tokenizer = load_clip_tokenizer(self.tokenizer_source, what="HPS tokenizer (COMFYGEN_HPS_TOKENIZER)",
+                                                 minimum=min(CLIP_VOCAB_SIZE, self.model.config.text_config.vocab_size))
         self.image_size = self.model.config.vision_config.image_size
         self.max_length = self.model.config.text_config.max_position_embeddings
         self.model.eval().to(self.device, self.dtype)

@@ -104,8 +104,12 @@ class ImageRewardScorer(Scorer):
     unit = "reward (z)"
 
     def __init__(self, *, checkpoint: str | Path | None = None, repo_id: str = "THUDM/ImageReward",
-                 weights_dir: Path | None = None, vocab_dir: str | Path | None = None, **kw: Any):
+                 weights_dir: Path | None = None, vocab_dir: str | Path | None = None,
+                 vision_config: dict[str, Any] | None = None, text_config: dict[str, Any] | None = None, **kw: Any):
+        """``vision_config``/``text_config`` override the architecture of a checkpoint (default: ImageReward v1.0's)."""
         super().__init__(**kw)
+        self.vision_config = vision_config or REAL_VISION
+        self.text_config = text_config or REAL_TEXT
         self.checkpoint = checkpoint
         self.repo_id = repo_id
         self.weights_dir = weights_dir
@@ -121,7 +125,7 @@ class ImageRewardScorer(Scorer):
         else:
             path = resolve_file(filename=CHECKPOINT, repo_id=self.repo_id, setting="COMFYGEN_IMAGEREWARD_PATH",
                                 local=self.checkpoint, weights_dir=self.weights_dir, what="ImageReward")
-            model = ImageRewardModel(REAL_VISION, REAL_TEXT)
+            model = ImageRewardModel(self.vision_config, self.text_config)
             self.load_official(model, load_state_dict_file(path))
             self.model = model
         self.image_size = self.model.image_size

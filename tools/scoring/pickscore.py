@@ -18,7 +18,7 @@ from torch import nn
 from .base import Scorer, from_pretrained, resize_center_crop, resolve_pretrained
 from .clip_common import ClipPair, cosine_pairs, tiny_clip
 from .clip_common import tokenize as clip_tokenize
-from .tokenizers import load_clip_tokenizer
+from .tokenizers import CLIP_VOCAB_SIZE, load_clip_tokenizer
 
 
 class PickScoreScorer(Scorer):
@@ -42,9 +42,10 @@ class PickScoreScorer(Scorer):
             src = resolve_pretrained(self.model_source, weights_dir=self.weights_dir, setting="COMFYGEN_PICKSCORE_MODEL")
             proc = resolve_pretrained(self.processor_source, weights_dir=self.weights_dir,
                                       setting="COMFYGEN_PICKSCORE_PROCESSOR")
-            self.tokenizer = load_clip_tokenizer(proc, what="PickScore tokenizer (COMFYGEN_PICKSCORE_PROCESSOR)")
             self.model = from_pretrained(CLIPModel, src, setting="COMFYGEN_PICKSCORE_MODEL", what="PickScore",
                                          dtype=self.dtype)
+            self.tokenizer = load_clip_tokenizer(proc, what="PickScore tokenizer (COMFYGEN_PICKSCORE_PROCESSOR)",
+                                                 minimum=min(CLIP_VOCAB_SIZE, self.model.config.text_config.vocab_size))
         self.image_size = self.model.config.vision_config.image_size
         self.max_length = self.model.config.text_config.max_position_embeddings
         self.model.eval().to(self.device, self.dtype)

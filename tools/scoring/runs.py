@@ -1,0 +1,95 @@
+"""Score finished runs of the run store and write the scores back.
+
+A run's stored score is the mean over its images: ``scores`` holds each scorer's mean raw score,
+``score_total`` the mean ensemble total, and ``score_breakdown`` every image's raw/z/total plus the
+weights and the source of the reference statistics, so the numbers can be re-standardized later
+(``Ensemble.combine``). Images of several runs are scored together in batches (:func:`score_runs`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from ..errors import ScoringError
+from .ensemble import Ensemble, ScoreResult
+
+log = logging.getLogger(__name__)
+
+
+def _load_images(paths: Sequence[str]) -> list[Image.Image]:
+    out = []
+    for p in paths:
+        try:
+            with Image.open(p) as im:
+                out.append(im.convert("RGB"))
+        except OSError as e:
+            raise ScoringError(f"cannot read run output {p}: {e}",
+                               hint="the image file was moved or deleted; re-run the flow") from e
+    return out
+
+
+def score_runs(store: Any, run_ids: Sequence[str], ensemble: Ensemble, *, stamp_png: bool = False,
+               skip_scored: bool = False) -> dict[str, list[ScoreResult]]:
+    """Score every image of the given finished runs in one batched ensemble pass per prompt group,
+    then ``store.set_scores`` each run. Returns run id -> per-image results.
+
+    ``stamp_png`` also writes the scores into each PNG's ``comfygen`` text chunk (this rewrites the
+    file, so its sha256 changes from the one recorded at generation time).
+    """
+    records = [store.get(r) for r in run_ids]
+    todo = []
+    for rec in records:
+        if skip_scored and rec.score_total is not None:
+            continue
+        if not rec.outputs:
+            raise ScoringError(f"run {rec.id} has no output images (status {rec.status})",
+                               hint="only finished runs can be scored")
+        todo.append(rec)
+    if not todo:
+        return {}
+    images: list[Image.Image] = []
+    prompts: list[str] = []
+    owners: list[int] = []
+    for k, rec in enumerate(todo):
+        imgs = _load_images([o.path for o in rec.outputs])
+        images += imgs
+        prompts += [rec.prompt] * len(imgs)
+        owners += [k] * len(imgs)
+    results = ensemble.score(images, prompts)
+    out: dict[str, list[ScoreResult]] = {}
+    for k, rec in enumerate(todo):
+        mine = [r for r, o in zip(results, owners, strict=True) if o == k]
+        out[rec.id] = mine
+        _write(store, rec, mine, ensemble)
+        if stamp_png:
+            from ..images import update_png_text
+
+            for o, r in zip(rec.outputs, mine, strict=True):
+                update_png_text(Path(o.path), {"comfygen": {"scores": r.model_dump()}})
+    return out
+
+
+def _write(store: Any, rec: Any, results: list[ScoreResult], ensemble: Ensemble) -> None:
+    names = list(results[0].raw)
+    scores = {n: sum(r.raw[n] for r in results) / len(results) for n in names}
+    total = sum(r.total for r in results) / len(results)
+    breakdown = {
+        "aggregate": "mean over images",
+        "images": [{"index": getattr(o, "index", i), "path": o.path, **r.model_dump()}
+                   for i, (o, r) in enumerate(zip(rec.outputs, results, strict=True))],
+        "z": {n: sum(r.z[n] for r in results) / len(results) for n in names},
+        "weights": {n: ensemble.weights.get(n, 1.0) for n in names},
+        "stats": {n: ensemble.stats.scorers[n].model_dump() for n in names},
+    }
+    store.set_scores(rec.id, scores, total, breakdown=breakdown)
+
+
+def score_run(store: Any, run_id: str, ensemble: Ensemble, *, stamp_png: bool = False) -> list[ScoreResult]:
+    """Score one finished run (all its images) and write the scores into the store. Returns per-image results."""
+    rec = store.get(run_id)
+    return score_runs(store, [rec.id], ensemble, stamp_png=stamp_png)[rec.id]
