@@ -29,6 +29,34 @@ def _t(x: Any) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(np.asarray(x, dtype=np.float32)))
 
 
+def pack_module() -> Any:
+    """comfygen_noise/__init__.py as written by ``comfygen comfyui install-nodes``, imported."""
+    import types
+
+    from comfygen.tools.search.nodepack import NODE_SOURCE
+
+    mod = types.ModuleType("comfygen_noise")
+    exec(compile(NODE_SOURCE, "comfygen_noise/__init__.py", "exec"), mod.__dict__)
+    return mod
+
+
+def object_info_with_pack() -> dict[str, Any]:
+    """The recorded object_info plus the ComfyGenNoise schema, as a server with the pack serves it."""
+    from fakecomfy import recorded_object_info
+
+    mod = pack_module()
+    node = mod.ComfyGenNoise
+    info = dict(recorded_object_info())
+    info["ComfyGenNoise"] = {
+        "input": {k: {n: list(v) for n, v in d.items()} for k, d in node.INPUT_TYPES().items()},
+        "input_order": {k: list(d) for k, d in node.INPUT_TYPES().items()},
+        "output": list(node.RETURN_TYPES), "output_is_list": [False], "output_name": list(node.RETURN_TYPES),
+        "name": "ComfyGenNoise", "display_name": mod.NODE_DISPLAY_NAME_MAPPINGS["ComfyGenNoise"],
+        "description": node.DESCRIPTION, "python_module": "custom_nodes.comfygen_noise",
+        "category": node.CATEGORY, "output_node": False}
+    return info
+
+
 @dataclass
 class Start:
     prompt_id: str
@@ -62,6 +90,7 @@ class NoiseExecutors:
             "KSamplerSelect": lambda i, c: ({"type": "SAMPLER", "name": i["sampler_name"]},),
             "CFGGuider": lambda i, c: ({"type": "GUIDER", "model": i["model"], "cfg": i["cfg"]},),
             "SamplerCustomAdvanced": self._custom_advanced,
+            "ComfyGenNoise": self._pack_noise,
         }
 
     # ---- latents
@@ -105,8 +134,16 @@ class NoiseExecutors:
         return (s,)
 
     @staticmethod
+    def _pack_noise(i: dict[str, Any], c: Any) -> tuple:
+        """The shipped node's own code (comfygen_noise), run as ComfyUI would load it."""
+        obj = pack_module().ComfyGenNoise().get_noise(i["noises"], i["noise_seed"])[0]
+        return ({"seed": int(i["noise_seed"]), "kind": "pack", "obj": obj},)
+
+    @staticmethod
     def _noise(noise: dict[str, Any], latent: dict[str, Any]) -> torch.Tensor:
         s = latent["samples"]
+        if noise["kind"] == "pack":
+            return noise["obj"].generate_noise({"samples": _t(s)})
         if noise["kind"] == "empty":
             return torch.zeros(s.shape)
         return prepare_noise(list(s.shape[1:]), noise["seed"], latent.get("batch_index"), batch=s.shape[0])

@@ -130,5 +130,24 @@ def search_cmd(
     console.print(f"contact sheet: {result.contact_sheet}\nsummary: {result.summary_path}")
 
 
+def install_nodes_cmd(
+    path: Path = typer.Option(..., "--path", help="The ComfyUI folder (the one holding main.py and custom_nodes/)."),
+) -> None:
+    """Install comfygen's node pack (ComfyGenNoise) into a ComfyUI; restart ComfyUI afterwards.
+
+    Needed only for zero-order noise search on SD3 / Flux / Playground flows; everything else runs on
+    core nodes."""
+    from ...tools.search.nodepack import install_nodes
+
+    target = install_nodes(path)
+    console.print(f"installed {target}\nrestart ComfyUI to load it (node: ComfyGenNoise)")
+
+
 def register(app: typer.Typer) -> None:
     app.command("search")(search_cmd)
+    # `comfygen comfyui install-nodes`: joins the `comfyui` group when another module registered it
+    group = next((g.typer_instance for g in app.registered_groups if g.name == "comfyui"), None)
+    if group is None:
+        group = typer.Typer(help="Inspect and prepare ComfyUI servers.", no_args_is_help=True)
+        app.add_typer(group, name="comfyui")
+    group.command("install-nodes")(install_nodes_cmd)

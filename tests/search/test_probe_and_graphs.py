@@ -16,7 +16,7 @@ from comfygen.tools.search.graphs import find_noise_sampler, latent_graph, probe
 from comfygen.tools.search.noise import NoiseSpec, NoiseTerm, latent_shape, neighbour
 from fakecomfy import FakeComfyUI, recorded_object_info
 from fakecomfy_engine import validate_prompt
-from fakecomfy_noise import NoiseExecutors
+from fakecomfy_noise import NoiseExecutors, object_info_with_pack
 
 SIZE = 64
 SHAPE = latent_shape(SIZE, SIZE)
@@ -78,13 +78,14 @@ def test_seeded_groups_and_default_batch():
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("mode", ["seeded", "latent"])
+@pytest.mark.parametrize("mode", ["seeded", "latent", "pack"])
 async def test_probe_on_the_fake_matches(mode):
     from comfygen.tools.comfy.client import ComfyClient
     from comfygen.tools.search.probe import probe_noises
 
     specs = [NoiseSpec.seeded(77, k) for k in range(4)] if mode == "seeded" else _zero_order_specs()
-    async with FakeComfyUI(models={"checkpoints": [CKPT]}, executors=NoiseExecutors().executors()) as fake:
+    async with FakeComfyUI(object_info=object_info_with_pack(), models={"checkpoints": [CKPT]},
+                           executors=NoiseExecutors().executors()) as fake:
         async with ComfyClient(fake.url) as client:
             rep = await probe_noises(client, sd15_flow(SIZE), specs, mode)  # type: ignore[arg-type]
     assert rep.max_rel_err < 1e-5 and rep.cosine_min > 0.999999
@@ -93,7 +94,7 @@ async def test_probe_on_the_fake_matches(mode):
 @pytest.mark.comfyui
 @pytest.mark.anyio
 @pytest.mark.skipif(not os.environ.get("COMFYUI_URL"), reason="set COMFYUI_URL to a CPU ComfyUI with random_sd15")
-@pytest.mark.parametrize("mode", ["seeded", "latent"])
+@pytest.mark.parametrize("mode", ["seeded", "latent", "pack"])
 async def test_probe_on_a_real_comfyui(mode):
     from comfygen.tools.comfy.client import ComfyClient
     from comfygen.tools.search.probe import probe_noises
@@ -102,6 +103,8 @@ async def test_probe_on_a_real_comfyui(mode):
     flow.graph["1"]["inputs"]["ckpt_name"] = os.environ.get("COMFYUI_CKPT", "random_sd15.safetensors")
     specs = [NoiseSpec.seeded(77, k) for k in range(4)] if mode == "seeded" else _zero_order_specs()
     async with ComfyClient(os.environ["COMFYUI_URL"], read_timeout=600) as client:
+        if mode == "pack" and "ComfyGenNoise" not in await client.object_info():
+            pytest.skip("the server lacks ComfyGenNoise (comfygen comfyui install-nodes --path COMFYUI_DIR)")
         rep = await probe_noises(client, flow, specs, mode)  # type: ignore[arg-type]
     print(rep.model_dump_json())
     assert rep.max_rel_err < 1e-4 and rep.cosine_min > 0.99999
