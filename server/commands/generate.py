@@ -117,14 +117,24 @@ def _explain(console: Any, suggestion: Any, flow: Any, pick: Any, path: Path, se
             table.add_row(f.flow_id, f"{f.predicted_score:.3f}" if f.predicted_score is not None else "-", f.why)
     if table.row_count:
         console.print(table)
+    seed = _seed_of(suggestion, flow, path)
     console.print(f"\nNo ComfyUI configured, so nothing ran. The ready-to-queue API JSON is in [bold]{path}[/].\n"
-                  "To run it:\n"
-                  f"  comfygen generate {json.dumps(suggestion.prompt)} --flow {flow.id} -e http://127.0.0.1:8188\n"
-                  f"  or: python -c \"import json,urllib.request as u; u.urlopen(u.Request("
-                  f"'http://127.0.0.1:8188/prompt', json.dumps({{'prompt': json.load(open('{path.name}'))}}).encode(), "
-                  "{'Content-Type': 'application/json'}))\"\n"
-                  "  or load the file in ComfyUI (Workflow > Open accepts API JSON).\n"
-                  "Set COMFYGEN_COMFYUI_URLS to run, score and save in one step.")
+                  "Run it with comfygen (plans, runs, scores, saves the PNG):\n"
+                  f"  comfygen run {flow.id} --prompt {json.dumps(suggestion.prompt)} --seed {seed} "
+                  "--endpoint http://127.0.0.1:8188\n"
+                  "or queue the file on ComfyUI directly:\n"
+                  f"  curl -X POST http://127.0.0.1:8188/prompt -H 'Content-Type: application/json' "
+                  f"-d \"{{\\\"prompt\\\": $(cat {path.name})}}\"\n"
+                  "Set COMFYGEN_COMFYUI_URLS (or pass -e URL) and `comfygen generate` does all of it in one step.")
+
+
+def _seed_of(suggestion: Any, flow: Any, path: Path) -> int:
+    graph = json.loads(path.read_text(encoding="utf-8"))
+    for ref in flow.slots.seed[:1]:
+        value = graph.get(ref.node, {}).get("inputs", {}).get(ref.input)
+        if isinstance(value, int):
+            return value
+    return 0
 
 
 def _run(settings: Any, prompt: str, *, flow: str | None, negative: str | None, seed: int | None,

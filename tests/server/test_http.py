@@ -37,14 +37,20 @@ def app(tmp_path, fake, **kw):
 
 
 @pytest.mark.anyio
-async def test_generate_over_http_returns_an_image(tmp_path, fake):
-    with ThreadedHTTP(app(tmp_path, fake)) as url:
+async def test_generate_over_http_returns_an_image_scored_by_the_tiny_ensemble(tmp_path, fake):
+    from comfygen.tools.agent.service import tiny_scorer_factory
+
+    settings = Settings(home=tmp_path, comfyui_urls=[fake.url], scorers=["aesthetic", "clipscore"])
+    server = build_server(settings, scorer_factory=tiny_scorer_factory, library=shared_library())
+    with ThreadedHTTP(http_app(server)) as url:
         async with Client(url) as c:
             tools = (await c.list_tools()).tools
             r = await c.call_tool("generate", {"prompt": "a kite", "flow_id": "sd15-base", "size": "64x64"})
     assert len(tools) <= 10
     assert not r.is_error and r.structured_content["status"] == "succeeded"
     assert any(isinstance(b, ImageContent) for b in r.content)
+    scores = r.structured_content["scores"]
+    assert isinstance(scores["total"], float) and set(scores["per_scorer"]) == {"aesthetic", "clipscore"}
 
 
 @pytest.mark.anyio

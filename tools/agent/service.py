@@ -42,19 +42,17 @@ ScorerFactory = Callable[[Settings], Any]
 
 
 def default_scorer_factory(settings: Settings) -> Any:
-    """The real ensemble from ``settings.scorers`` (weights load on first use)."""
+    """The real ensemble from ``settings.scorers``, loaded now (raises WeightsMissing when weights are absent)."""
     from ..scoring.ensemble import Ensemble
-    from ..scoring.registry import build_scorer
 
-    return Ensemble([build_scorer(name, settings) for name in settings.scorers])
+    return Ensemble.from_settings(settings).load()
 
 
 def tiny_scorer_factory(settings: Settings) -> Any:
     """Random-weight tiny scorers with the real architectures: for tests and demos, the scores mean nothing."""
     from ..scoring.ensemble import Ensemble
-    from ..scoring.registry import build_scorer
 
-    return Ensemble([build_scorer(name, settings, tiny=True) for name in settings.scorers])
+    return Ensemble.from_settings(settings, tiny=True).load()
 
 
 def check_prompt(prompt: Any) -> str:
@@ -224,12 +222,12 @@ class ComfyGen:
         try:
             found = self.classifier().predict(prompt, threshold=threshold)
         except (PlannerError, ImportError, FileNotFoundError) as e:
-            logger.warning("category classifier unavailable: %s", e)
+            logger.info("category classifier unavailable: %s", e)
             self._classifier = False  # do not retry (and warn) on every call
             return []
         return [DetectedCategory(id=cid, probability=round(float(p), 4)) for cid, p in found]
 
-    def _why(self, flow: Flow, cats: list[DetectedCategory]) -> str:
+    def _why(self, flow: Flow, cats: list[DetectedCategory], source: str = "planner") -> str:
         best: tuple[float, str, Any] | None = None
         for cat in cats:
             for fid, cell in self.table.top_k([cat.id], 50):
@@ -241,7 +239,8 @@ class ComfyGen:
             src = ", ".join(cell.sources[:2]) or "own runs"
             return f"{family}; scores {mean:.3f} on '{cat}' prompts (n={cell.n}, {src})"
         tags = ", ".join(flow.tags[:3])
-        return f"{family}{'; ' + tags if tags else ''}; ranked by the planner for this prompt"
+        by = {"planner": "; ranked by the planner for this prompt", "score table": "; ranked by its table scores"}
+        return f"{family}{'; ' + tags if tags else ''}{by.get(source, '')}"
 
     def suggest(self, prompt: str, k: int = 5, target_score: float | None = None) -> SuggestOut:
         prompt = check_prompt(prompt)
@@ -257,8 +256,12 @@ class ComfyGen:
                                                                                   target_score=target_score)]
             source = "planner"
         except (PlannerError, ImportError, FileNotFoundError) as e:
-            note = f"planner unavailable ({e}); ranked by the score table for the detected categories"
-            preds, source = self._table_rank([c.id for c in cats]), "score table"
+            preds = self._table_rank([c.id for c in cats])
+            if any(score is not None for _, score in preds):
+                note, source = f"planner unavailable ({e}); ranked by the score table's means", "score table"
+            else:
+                note, source = (f"planner unavailable ({e}) and no table scores yet: flows in library order, "
+                                "no prediction", "none")
         flows: list[FlowSuggestion] = []
         for flow_id, score in preds:
             if flow_id not in self.library:
@@ -267,8 +270,9 @@ class ComfyGen:
             if not flow.executable:
                 continue
             flows.append(FlowSuggestion(flow_id=flow.id, name=flow.name, family=str(flow.family),
-                                        predicted_score=round(score, 4), score_source=source,
-                                        why=self._why(flow, cats), runnable=self.runnable(flow)))
+                                        predicted_score=None if score is None else round(score, 4),
+                                        score_source=source, why=self._why(flow, cats, source),
+                                        runnable=self.runnable(flow)))
             if len(flows) == k:
                 break
         if not flows:
@@ -276,14 +280,15 @@ class ComfyGen:
                                hint="check `comfygen flows list`; the flow library or planner data may be missing")
         return SuggestOut(prompt=prompt, mode="planner", note=note, categories=cats, flows=flows)
 
-    def _table_rank(self, cats: list[str]) -> list[tuple[str, float]]:
+    def _table_rank(self, cats: list[str]) -> list[tuple[str, float | None]]:
         scores: dict[str, list[float]] = {}
         for cat in cats or category_ids():
             for fid, cell in self.table.top_k([cat], 50):
                 scores.setdefault(fid, []).append(cell.mean)
-        ranked = sorted(((fid, sum(v) / len(v)) for fid, v in scores.items()), key=lambda t: -t[1])
+        ranked: list[tuple[str, float | None]] = sorted(((fid, sum(v) / len(v)) for fid, v in scores.items()),
+                                                        key=lambda t: -t[1])
         if not ranked:
-            ranked = [(f.id, 0.0) for f in self.library if f.executable]
+            ranked = [(f.id, None) for f in self.library if f.executable]
         return ranked
 
     def runnable(self, flow: Flow) -> bool | None:
@@ -303,7 +308,9 @@ class ComfyGen:
             return flow, "chosen by the caller"
         out = self.suggest(prompt, k=10)
         pick = next((f for f in out.flows if f.runnable), out.flows[0])
-        why = f"top pick of the {pick.score_source} (predicted {pick.predicted_score}); {pick.why}"
+        predicted = f" (predicted {pick.predicted_score})" if pick.predicted_score is not None else ""
+        why = (f"top pick of the {pick.score_source}{predicted}; {pick.why}" if pick.score_source != "none"
+               else f"first runnable flow (no planner or score table data here); {pick.why}")
         return self.library.get(pick.flow_id), why
 
     # ---------------------------------------------------------------- ComfyUI status
