@@ -138,10 +138,32 @@ async def test_wall_time_cancels_the_running_prompt(tmp_path):
             res = await run_search(sd15_flow(SIZE, steps=4), "x", cfg, verifiers=VerifierSet([scorer]), pool=pool,
                                    store=store, settings=settings)
             await asyncio.sleep(0.1)
-            assert fake.interrupts or not fake.pending  # the in-flight prompt was interrupted / removed
+            assert fake.interrupts  # the prompt running at the deadline was interrupted on the server
+            interrupted = [h for h in fake.history.values() if h["status"]["status_str"] == "error"]
+            assert interrupted and not fake.pending and fake.running is None
     assert res.stop_reason == "wall_time"
+    assert store.list(status="cancelled") or store.list(status="interrupted")
     assert 0 < len(res.candidates) < 40
     assert res.best is not None
+
+
+async def test_cancelling_the_search_stops_the_comfyui_work(tmp_path):
+    scorer = TargetScorer(target_field())
+    cfg = SearchConfig(algorithm="zero-order", candidates=40, neighbours=4, batch=4, seed=0)
+    settings = Settings(home=tmp_path / "h")
+    store = RunStore(settings.store_path)
+    async with FakeComfyUI(models={"checkpoints": [CKPT]}, executors=NoiseExecutors().executors(),
+                           step_time=0.05) as fake:
+        async with OnePool(fake.url) as pool:
+            task = asyncio.create_task(run_search(sd15_flow(SIZE), "x", cfg, verifiers=VerifierSet([scorer]),
+                                                  pool=pool, store=store, settings=settings))
+            await asyncio.sleep(0.5)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            await asyncio.sleep(0.1)
+            assert fake.interrupts and not fake.pending and fake.running is None
+    assert store.list(status="cancelled")
 
 
 async def test_patience_stops_early_and_progress_reports_best(tmp_path):
