@@ -228,7 +228,7 @@ def render_html(summary: dict[str, Any], samples: Sequence[Sample], run: dict[st
     title = run.get("name") or "evaluation"
     out = [f"<!doctype html><html><head><meta charset='utf-8'><title>{_e(title)}</title><style>{CSS}</style></head><body>"]
     out.append(f"<h1>{_e(title)}</h1><div class='meta'>{_e(run.get('description', ''))}<br>"
-               f"{summary['n_prompts']} prompts × {len(summary['seeds'])} seed(s) × {len(strategies)} strategies · "
+               f"{summary['n_prompts']} prompts × {summary['seeds_per_prompt']} seed(s) × {len(strategies)} strategies · "
                f"prompt set: {_e(run.get('prompt_set', '?'))} · held-out scorer: <b>{_e(heldout)}</b>"
                f"{' (tiny random weights: numbers are meaningless)' if run.get('tiny') else ''} · "
                f"report built {_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC</div>")

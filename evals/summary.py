@@ -67,7 +67,9 @@ def summarize(samples: Sequence[Sample], *, strategies: Sequence[str] | None = N
     # "Overall" over every scored (strategy, prompt, seed): the strategy fails a prompt it produced nothing for
     failures = {st: sum(1 for s in samples if s.strategy == st and s.error is not None) for st in strategies}
     prompts = sorted({s.prompt_id for s in samples})
-    seeds = sorted({s.seed for s in samples})
+    per_prompt: dict[str, set[int]] = {}
+    for s in samples:
+        per_prompt.setdefault(s.prompt_id, set()).add(s.seed)
     return _nan_to_none({
         "strategies": strategies,
         "heldout_scorer": heldout,
@@ -75,7 +77,7 @@ def summarize(samples: Sequence[Sample], *, strategies: Sequence[str] | None = N
         "scorers": scorers,
         "categories": cats,
         "n_prompts": len(prompts),
-        "seeds": seeds,
+        "seeds_per_prompt": max((len(v) for v in per_prompt.values()), default=0),
         "n_samples": len(samples),
         "failures": failures,
         "win_rates": [w.model_dump() for w in wins],

@@ -58,10 +58,11 @@ def _print_summary(run_dir: Path) -> None:
     wins = {(w["a"], w["b"]): w for w in res["win_rates"]}
     base = res.get("baseline")
     gen = (res.get("geneval") or {}).get("table", {})
-    t = Table(title=f"{res['n_prompts']} prompts, seeds {len(res['seeds'])}, held-out scorer {held}")
-    for col in ("strategy", f"mean {held}", f"win vs {base}", "95% CI", "unique flows", "GPU s/img", "reused",
-                "failed", "GenEval"):
-        t.add_column(col)
+    t = Table(title=f"{res['n_prompts']} prompts × {res['seeds_per_prompt']} seed(s); mean and win rate by {held}, "
+                    f"win rate against {base}; cost in GPU s per image")
+    t.add_column("strategy", min_width=18, overflow="fold")
+    for col in ("mean", "win", "95% CI", "flows", "s/img", "reused", "failed", "GenEval"):
+        t.add_column(col, justify="right", no_wrap=True)
     for st in res["strategies"]:
         w = wins.get((st, base))
         m = means.get((st, held))
