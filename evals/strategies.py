@@ -136,7 +136,12 @@ class Strategy:
         return choice
 
     def _plan(self, prompt: Prompt) -> Choice:
-        preds = self.planner().predict(prompt.text, k=self.spec.top_k, target_score=self.spec.target_score)
+        allowed = {f.id for f in self.library if f.executable}
+        try:
+            preds = self.planner().predict(prompt.text, k=self.spec.top_k, target_score=self.spec.target_score,
+                                           allowed=allowed)
+        except TypeError:  # a planner without the 'allowed' filter: filter its ranking below
+            preds = self.planner().predict(prompt.text, k=self.spec.top_k, target_score=self.spec.target_score)
         for rank, p in enumerate(preds):
             flow_id = getattr(p, "flow_id", None) or p[0]
             if flow_id in self.library and self.library.get(flow_id).executable:

@@ -29,7 +29,7 @@ class StubPlanner:
         self.ids = ids
         self.calls = []
 
-    def predict(self, prompt, k=5, target_score=None):
+    def predict(self, prompt, k=5, target_score=None, allowed=None):
         self.calls.append((prompt, k, target_score))
         return [Pred(i, 0.9 - 0.1 * n) for n, i in enumerate(self.ids)][:k]
 
