@@ -16,6 +16,7 @@ hand the run to the pipeline, which reuses a stored run of the same (flow, promp
 
 from __future__ import annotations
 
+import fnmatch
 import logging
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -56,6 +57,8 @@ class StrategySpec(BaseModel):
     planner_dir: str | None = Field(None, description="Planner artifact dir (default: the bundled planner).")
     target_score: float | None = Field(None, description="Planner target score (ComfyGen-FT conditions on it).")
     top_k: int = Field(10, ge=1, description="Planner predictions to consider before giving up.")
+    only: list[str] = Field(default_factory=list, description="Planner: choose only among flows matching these "
+                            "ids or glob patterns (e.g. 'sdxl-*'), such as the flows your ComfyUI can run.")
     search: SearchSpec | None = None
     agent: AgentSpec | None = None
 
@@ -136,7 +139,8 @@ class Strategy:
         return choice
 
     def _plan(self, prompt: Prompt) -> Choice:
-        allowed = {f.id for f in self.library if f.executable}
+        allowed = {f.id for f in self.library if f.executable
+                   and (not self.spec.only or any(fnmatch.fnmatchcase(f.id, pat) for pat in self.spec.only))}
         try:
             preds = self.planner().predict(prompt.text, k=self.spec.top_k, target_score=self.spec.target_score,
                                            allowed=allowed)
@@ -144,7 +148,7 @@ class Strategy:
             preds = self.planner().predict(prompt.text, k=self.spec.top_k, target_score=self.spec.target_score)
         for rank, p in enumerate(preds):
             flow_id = getattr(p, "flow_id", None) or p[0]
-            if flow_id in self.library and self.library.get(flow_id).executable:
+            if flow_id in allowed:
                 score = getattr(p, "score", None)
                 return Choice(self.library.get(flow_id), f"planner rank {rank + 1}" +
                               (f", predicted {score:.3f}" if isinstance(score, float) else ""))

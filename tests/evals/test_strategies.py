@@ -70,3 +70,9 @@ def test_seeds_depend_on_prompt_id_and_base_only():
     assert prompt_seeds(p, 0, 3) == prompt_seeds(Prompt(id="parti:7", text="other text"), 0, 3)
     assert prompt_seeds(p, 0, 3) != prompt_seeds(p, 1, 3)
     assert len(set(prompt_seeds(p, 0, 4))) == 4 and all(0 <= s < 2**32 for s in prompt_seeds(p, 0, 4))
+
+
+def test_planner_only_patterns_restrict_the_choice(library):
+    (st,) = build_strategies([StrategySpec(kind="planner", only=["sd15-*"])], library)
+    st._planner = StubPlanner(["sdxl-base", "sd15-lcm", "sd15-base"])
+    assert st.choose(Prompt(id="x:3", text="t")).flow.id == "sd15-lcm"
