@@ -17,6 +17,7 @@ MODULES = [
     "bench",
     "runs",
     "search",
+    "planner",
 ]
 
 
