@@ -1,0 +1,143 @@
+"""``comfygen planner train | eval | cv | predict`` and ``comfygen plan "prompt"``."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ...tools.errors import PlannerError
+from ...tools.settings import get_settings
+
+planner_app = typer.Typer(help="Train, evaluate and query the flow planner (ComfyGen-FT).", no_args_is_help=True)
+console = Console()
+logger = logging.getLogger(__name__)
+
+
+def _load(planner_dir: Path | None):  # noqa: ANN202 - typed in tools
+    from ...tools.planner import Planner
+
+    return Planner.load(planner_dir or get_settings().planner_dir)
+
+
+@planner_app.command("train")
+def train(
+    triplets: Path = typer.Option(..., "--triplets", help="CSV with columns prompt_id,prompt,flow,score."),
+    out: Path = typer.Option(..., "--out", help="Directory to write the planner artifact to."),
+    members: int = typer.Option(3, help="Ensemble members = folds used to choose the switching threshold."),
+    epochs: float = typer.Option(3.0, help="Passes over the training prompts per member."),
+    seed: int = typer.Option(0, help="Random seed."),
+    score_column: str = typer.Option("score", help="Column holding the score."),
+    half: bool = typer.Option(False, help="Store weights as float16 (half the size)."),
+) -> None:
+    """Learn a planner from TRAIN.csv and the bundled MiniLM only (no other data, no warm start)."""
+    from ...tools.planner import PlannerTrainConfig, load_triplets, train_planner
+    from ...tools.planner.net import TrainParams
+
+    table = load_triplets(triplets, score_column=score_column)
+    console.print(f"{len(table)} prompts, {len(table.flows)} flows, {int(table.mask.sum())} scored pairs")
+    cfg = PlannerTrainConfig(members=members, seed=seed, half=half, params=TrainParams(epochs=epochs))
+    config = train_planner(table, out, cfg, source=str(triplets), on_progress=lambda m: console.print(m))
+    tau = "never switches" if config.tau is None else f"switches when the predicted advantage > {config.tau:.4f}"
+    console.print(f"best single flow (training data): {config.best_single}; {tau}")
+
+
+@planner_app.command("eval")
+def evaluate(
+    planner: Path = typer.Option(..., "--planner", help="Planner artifact directory."),
+    triplets: Path = typer.Option(..., "--triplets", help="CSV with columns prompt_id,prompt,flow,score."),
+    score_column: str = typer.Option("score", help="Column holding the score."),
+    json_out: Path | None = typer.Option(None, "--json", help="Also write the report as JSON here."),
+) -> None:
+    """Mean score of the flow each strategy picks on TEST's prompts. Last line:
+    ``planner=<mean> best_single=<mean> oracle=<mean>``."""
+    from ...tools.planner import Planner, evaluate_planner, load_triplets
+
+    report = evaluate_planner(Planner.load(planner), load_triplets(triplets, score_column=score_column))
+    if json_out:
+        json_out.write_text(json.dumps(report.model_dump(), indent=1))
+    for line in report.lines():
+        typer.echo(line)
+
+
+@planner_app.command("cv")
+def cross_validate(
+    triplets: Path = typer.Option(..., "--triplets", help="CSV with columns prompt_id,prompt,flow,score."),
+    folds: int = typer.Option(5, help="Folds (grouped by prompt)."),
+    seed: int = typer.Option(0, help="Fold assignment and training seed."),
+    members: int = typer.Option(3, help="Ensemble members per trained planner."),
+    epochs: float = typer.Option(3.0, help="Passes over the training prompts per member."),
+    score_column: str = typer.Option("score", help="Column holding the score."),
+    json_out: Path | None = typer.Option(None, "--json", help="Write the per-fold reports here."),
+) -> None:
+    """K-fold cross-validation of the planner against the best single flow (mean ± sd over folds)."""
+    from ...tools.planner import PlannerTrainConfig, load_triplets
+    from ...tools.planner.cv import cross_validate as run_cv
+    from ...tools.planner.net import TrainParams
+
+    cfg = PlannerTrainConfig(members=members, seed=seed, params=TrainParams(epochs=epochs))
+    report = run_cv(load_triplets(triplets, score_column=score_column), folds, seed, cfg,
+                    on_progress=lambda m: console.print(m))
+    if json_out:
+        json_out.write_text(json.dumps({"summary": report.summary(), **report.model_dump()}, indent=1))
+    for line in report.lines():
+        typer.echo(line)
+
+
+def _print_ranking(prompt: str, planner_dir: Path | None, k: int, target_score: float | None,
+                   as_json: bool) -> None:
+    planner = _load(planner_dir)
+    preds = planner.predict(prompt, k=k, target_score=target_score)
+    cats: list[tuple[str, float]] = []
+    try:
+        from ...tools.categorize import CategoryClassifier
+
+        cats = CategoryClassifier.load().predict(prompt)
+    except Exception as e:  # categories are informative only; the ranking stands without them
+        logger.warning("category classifier unavailable: %s", e)
+    if as_json:
+        typer.echo(json.dumps({"prompt": prompt, "categories": [{"id": c, "prob": round(p, 3)} for c, p in cats],
+                               "best_single": planner.best_single,
+                               "flows": [p.model_dump() for p in preds]}, indent=1))
+        return
+    console.print("categories: " + (", ".join(f"{c} ({p:.2f})" for c, p in cats) or "none detected"))
+    table = Table("#", "flow", "predicted score", "vs best single", "normalised")
+    for i, p in enumerate(preds, 1):
+        table.add_row(str(i), p.flow_id, f"{p.score:.3f}", f"{p.advantage:+.3f}", f"{p.normalized:.2f}")
+    console.print(table)
+    console.print(f"best single flow of the training data: {planner.best_single}")
+
+
+@planner_app.command("predict")
+def predict(
+    prompt: str = typer.Argument(..., help="The image prompt."),
+    planner: Path | None = typer.Option(None, "--planner", help="Planner directory (default: bundled)."),
+    k: int = typer.Option(5, "-k", help="How many flows to list."),
+    target_score: float | None = typer.Option(None, "--target-score", help="Normalised target score in [0, 1]."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Rank flows for one prompt with predicted scores."""
+    _print_ranking(prompt, planner, k, target_score, as_json)
+
+
+def plan(
+    prompt: str = typer.Argument(..., help="The image prompt."),
+    planner: Path | None = typer.Option(None, "--planner", help="Planner directory (default: bundled)."),
+    k: int = typer.Option(5, "-k", help="How many flows to list."),
+    target_score: float | None = typer.Option(None, "--target-score", help="Normalised target score in [0, 1]."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Ranked flows for a prompt, with detected categories and predicted scores."""
+    _print_ranking(prompt, planner, k, target_score, as_json)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(planner_app, name="planner")
+    app.command("plan")(plan)
+
+
+__all__ = ["register", "PlannerError"]

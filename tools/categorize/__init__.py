@@ -1,0 +1,1 @@
+"""Prompt categories: a multi-label classifier on the bundled MiniLM."""

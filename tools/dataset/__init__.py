@@ -1,0 +1,1 @@
+"""Dataset builder: prompts x flows -> run -> score -> triplets."""
