@@ -121,7 +121,11 @@ def rows(results: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
 
 def markdown(results: list[dict[str, Any]], info: dict[str, Any], command: str) -> str:
     when = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    lines = [f"Run {when} with `{command}`.", "",
+    lines = ["# Performance", "",
+             "Latest figures of every benchmark in `evals/perf/` (each module prints its own figures and the command",
+             "that reproduces it; `comfygen bench` runs them all). Figures depend on the machine below; benchmarks",
+             "against the fake ComfyUI measure comfygen's own overhead, not image generation.", "",
+             f"Run {when} with `{command}`.", "",
              f"Machine: {info.get('cpu') or '?'} ({info.get('cpu_count')} logical CPUs), GPU: {info.get('gpu') or 'none'}, "
              f"Python {info.get('python')}, torch {info.get('torch', '?')}, {info.get('platform')}.", "",
              "| benchmark | figure | value |", "|---|---|---|"]
