@@ -50,7 +50,7 @@ def test_chat_makes_and_saves_an_image_with_its_record(provider, fake_comfy, fak
         extra = []
     else:
         extra = ["--base-url", fake_llm.openai_url, "--model", "local-model"]
-    monkeypatch.setenv("COMFYGEN_SCORERS", "aesthetic")
+    monkeypatch.setenv("COMFYGEN_SCORERS", "")  # no scoring: keeps the server start fast
     out = tmp_path / "out"
     result = cli(["chat", "a fox reading in a library", "--budget", "2", "--out", str(out),
                   "--endpoint", fake_comfy.url, *extra])

@@ -42,7 +42,13 @@ ScorerFactory = Callable[[Settings], Any]
 
 
 def default_scorer_factory(settings: Settings) -> Any:
-    """The real ensemble from ``settings.scorers``, loaded now (raises WeightsMissing when weights are absent)."""
+    """The real ensemble from ``settings.scorers``, loaded now (raises WeightsMissing when weights are absent).
+
+    ``COMFYGEN_SCORERS=`` (empty) turns scoring off: images come back unscored, and torch is never imported.
+    """
+    if not settings.scorers:
+        raise ScoringError("scoring is turned off (COMFYGEN_SCORERS is empty)",
+                           hint="set COMFYGEN_SCORERS, e.g. imagereward,hpsv21,pickscore,aesthetic")
     from ..scoring.ensemble import Ensemble
 
     return Ensemble.from_settings(settings).load()
