@@ -109,6 +109,7 @@ class ComfyClient:
         self._ws_tried = asyncio.Event()  # set after a failed connection attempt
         self._watch: dict[str, asyncio.Queue[Any]] = {}
         self._graphs: dict[str, dict[str, Any]] = {}
+        self._status_watch: set[str] = set()
         self._current: str | None = None  # prompt executing on the server, for legacy previews
         self._closed = False
 
@@ -322,7 +323,7 @@ class ComfyClient:
             try:
                 async with websockets.connect(_ws_url(self.url, self.client_id), open_timeout=self.connect_timeout,
                                               max_size=None, ping_interval=20, ping_timeout=20,
-                                              proxy=None) as ws:
+                                              proxy=None, compression=None) as ws:
                     self._ws = ws
                     await ws.send(json.dumps({"type": "feature_flags", "data": {"supports_preview_metadata": True}}))
                     reconnect = self._ws_seen and not self._ws_up.is_set()
@@ -367,8 +368,10 @@ class ComfyClient:
             self._current = pid
         if pid is not None and pid in self._watch:
             self._watch[pid].put_nowait(msg)
-        elif msg.get("type") == "status" and self._watch:
-            self._broadcast(msg)
+        elif msg.get("type") == "status":
+            for wpid in self._status_watch:  # only runs that report their queue position want these
+                if wpid in self._watch:
+                    self._watch[wpid].put_nowait(msg)
 
     # ------------------------------------------------------------------ run / wait
     async def run(self, graph: dict[str, Any], *, prompt_id: str | None = None, on_event: EventCallback | None = None,
@@ -405,6 +408,8 @@ class ComfyClient:
                       deadline_s: float | None, previews: bool, fetch_images: bool, submitted: float, t0: float,
                       check_history_first: bool = False) -> RunOutput:
         state = _RunState(pid, submitted, self._graphs.get(pid, {}))
+        if on_event is not None:
+            self._status_watch.add(pid)
         try:
             async with asyncio.timeout(deadline_s):
                 await self._consume(state, queue, on_event, previews, check_history_first)
@@ -417,6 +422,8 @@ class ComfyClient:
         except asyncio.CancelledError:
             await asyncio.shield(self._cancel_remote(pid))
             raise
+        finally:
+            self._status_watch.discard(pid)
 
     async def _cancel_remote(self, pid: str) -> None:
         """Remove ``pid`` from the queue and interrupt it if it runs; never raises."""

@@ -67,6 +67,7 @@ class _Endpoint:
         self.remote_queue = 0
         self.models: dict[str, set[str]] = {}
         self.models_at: dict[str, float] = {}
+        self.fetching: dict[str, asyncio.Future[None]] = {}
         self.checked = 0.0
 
     @property
@@ -147,11 +148,22 @@ class EndpointPool:
         now = time.monotonic()
         stale = [f for f in folders if refresh or f not in ep.models or now - ep.models_at[f] > self.models_ttl_s]
         if stale:
-            lists = await asyncio.gather(*(ep.client.models(f) for f in stale))
-            for f, files in zip(stale, lists):
-                ep.models[f] = set(files)
-                ep.models_at[f] = now
+            await asyncio.gather(*(self._fetch_models(ep, f) for f in stale))
         return all(file in ep.models.get(folder, set()) for folder, file in required)
+
+    async def _fetch_models(self, ep: _Endpoint, folder: str) -> None:
+        """Refresh one model list; concurrent callers share one request (single flight)."""
+        task = ep.fetching.get(folder)
+        if task is None:
+            async def fetch() -> None:
+                try:
+                    ep.models[folder] = set(await ep.client.models(folder))
+                    ep.models_at[folder] = time.monotonic()
+                finally:
+                    ep.fetching.pop(folder, None)
+
+            task = ep.fetching[folder] = asyncio.ensure_future(fetch())
+        await asyncio.shield(task)
 
     async def _candidates(self, required: Sequence[tuple[str, str]], exclude: set[str]) -> list[_Endpoint]:
         eps = [e for e in self._eps if e.url not in exclude]
