@@ -13,7 +13,6 @@ import pytest
 from comfygen.evals.runner import load_config, prompt_seeds, run_eval
 from comfygen.evals.summary import load_samples
 from comfygen.flow_library.library import FlowLibrary
-from comfygen.tools.settings import Settings
 from comfygen.tools.store import RunStore
 
 SMOKE = Path(str(resources.files("comfygen.evals") / "configs" / "smoke.yaml"))
@@ -37,12 +36,19 @@ def fake_with_flow_models():
 
 @pytest.mark.slow
 def test_smoke_config_end_to_end(tmp_path, fake_with_flow_models):
-    settings = Settings(home=tmp_path / "home")
+    from comfygen.server.cli import main
+    from comfygen.tools.settings import get_settings
+
+    settings = get_settings()  # COMFYGEN_HOME is a per-test folder (tests/conftest.py)
     cfg = load_config(SMOKE)
     cfg.comfyui_urls = [fake_with_flow_models.url]
     t0 = time.monotonic()
-    run_dir = asyncio.run(run_eval(cfg, settings=settings, out_dir=tmp_path / "run1"))
+    with pytest.raises(SystemExit) as done:
+        main(["eval", "run", "--config", str(SMOKE), "--comfyui", fake_with_flow_models.url,
+              "--out", str(tmp_path / "run1")])
+    assert done.value.code == 0
     assert time.monotonic() - t0 < 120
+    run_dir = tmp_path / "run1"
 
     res = json.loads((run_dir / "results.json").read_text())
     samples = load_samples(run_dir)
