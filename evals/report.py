@@ -7,7 +7,6 @@ import base64
 import datetime as _dt
 import html
 import logging
-from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -311,10 +310,3 @@ def build_report(run_dir: str | Path, *, n_boot: int = 2000, max_grid_prompts: i
     path.write_text(render_html(summary, samples, run, max_grid_prompts=max_grid_prompts), encoding="utf-8")
     return path
 
-
-def category_means(samples: Sequence[Sample], scorer: str) -> dict[tuple[str, str], float]:
-    acc: dict[tuple[str, str], list[float]] = defaultdict(list)
-    for s in samples:
-        if scorer in s.scores:
-            acc[(s.category, s.strategy)].append(s.scores[scorer])
-    return {k: sum(v) / len(v) for k, v in acc.items()}

@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 from .geneval import TASKS, geneval_table
 from .metrics import Sample, cost, diversity, mean_scores, win_matrix
@@ -127,13 +126,3 @@ def write_tables(run_dir: Path, summary: dict[str, Any], samples: Sequence[Sampl
     files.append(run_dir / "samples.csv")
     return files
 
-
-def mean_of(summary: dict[str, Any], strategy: str, scorer: str | None) -> float | None:
-    for m in summary.get("mean_scores", []):
-        if m["strategy"] == strategy and m["scorer"] == scorer:
-            return m["mean"]
-    return None
-
-
-def finite(values: Sequence[float | None]) -> list[float]:
-    return [v for v in values if v is not None and np.isfinite(v)]
