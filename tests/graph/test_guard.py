@@ -89,3 +89,9 @@ def test_structure(settings):
         guard({"1": {"inputs": {}}}, settings)
     with pytest.raises(GuardError):
         guard({"1": {"class_type": "VAEDecode", "inputs": {"samples": ["7", 0]}}}, settings)
+
+
+def test_own_pack_allowed_by_default(graphs, settings):
+    g = graphs["custom"]
+    g["5"] = {"class_type": "ComfyGenNoise", "inputs": {"seeds": "1,2", "coefficients": "0.5,0.5"}}
+    guard(g, settings)

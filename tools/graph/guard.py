@@ -5,7 +5,8 @@
   or ``allowed_packs``). A pack's node classes come from :data:`KNOWN_PACKS`, or from the endpoint's
   ``object_info`` (``python_module == "custom_nodes.<pack>"``) when a schema is given. ComfyUI's paid
   API nodes (``comfy_api_nodes``) call outside services with the user's account: they count as a pack
-  named ``comfy_api_nodes`` and are refused unless allowed.
+  named ``comfy_api_nodes`` and are refused unless allowed. comfygen's own pack (``comfygen_noise``)
+  is always allowed.
 - ``filename_prefix`` stays inside ComfyUI's output folder: no ``..``, no absolute path, no backslash,
   no drive letter, no control characters.
 - Bounds from Settings: width/height <= ``max_side``, steps <= ``max_steps``, images per prompt
@@ -31,7 +32,10 @@ KNOWN_PACKS: dict[str, frozenset[str]] = {
     "ComfyUI-Impact-Pack": frozenset({"FaceDetailer", "UltralyticsDetectorProvider", "SAMLoader",
                                       "DetailerForEach", "BboxDetectorSEGS", "SegmDetectorSEGS"}),
     "was-node-suite-comfyui": frozenset({"Image Resize", "Text Concatenate", "Image Blend"}),
+    # comfygen's own pack (``comfygen comfyui install-nodes``): noise from recorded seeds for noise search.
+    "comfygen_noise": frozenset({"ComfyGenNoise"}),
 }
+DEFAULT_PACKS = ("comfygen_noise",)  # always allowed: shipped by this project, no outside code
 
 MAX_NODES = 1000
 MAX_PREFIX = 200
@@ -140,7 +144,7 @@ def guard(graph: Graph, settings: Any, *, allowed_packs: Iterable[str] = (), sch
         raise GuardError("the graph is empty", hint="render a flow first")
     if len(graph) > MAX_NODES:
         raise GuardError(f"the graph has {len(graph)} nodes, more than {MAX_NODES}", hint="use a smaller graph")
-    packs = list(getattr(settings, "node_packs", []) or []) + list(allowed_packs)
+    packs = list(DEFAULT_PACKS) + list(getattr(settings, "node_packs", []) or []) + list(allowed_packs)
     allowed = allowed_classes(packs, schema)
     max_side = int(getattr(settings, "max_side", 4096))
     max_steps = int(getattr(settings, "max_steps", 200))
