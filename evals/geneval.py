@@ -269,7 +269,7 @@ class GenEvalScorer:
         import torch
 
         image = image.convert("RGB")
-        crops = [image.crop(tuple(float(v) for v in b[:4])) for b in boxes]
+        crops = [image.crop(_crop_box(b, image.size)) for b in boxes]
         pix = self.clip_processor.image_processor(images=crops, return_tensors="pt")["pixel_values"].to(self.device)
         with torch.no_grad():
             feats = _as_tensor(self.clip.get_image_features(pixel_values=pix))
@@ -283,6 +283,14 @@ class GenEvalScorer:
                                position_threshold=self.rules.position_threshold)
         return GenEvalResult(tag=metadata["tag"], correct=ok, reason="\n".join(reasons),
                              detections={k: [b.tolist() for b in v] for k, v in kept.items()})
+
+
+def _crop_box(b: Box, size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """Integer crop inside the image, at least 1 px each way (a degenerate box must not crash CLIP)."""
+    w, h = size
+    x0, y0 = int(max(0, min(w - 1, np.floor(b[0])))), int(max(0, min(h - 1, np.floor(b[1]))))
+    x1, y1 = int(min(w, max(x0 + 1, np.ceil(b[2])))), int(min(h, max(y0 + 1, np.ceil(b[3]))))
+    return x0, y0, x1, y1
 
 
 def _as_tensor(x: Any) -> Any:

@@ -120,7 +120,7 @@ def test_tiny_owlv2_and_clip_run_the_whole_path(tiny_geneval):
     for found in dets.values():
         for b, s in found:
             assert 0 <= b[0] <= b[2] <= 96 and 0 <= b[1] <= b[3] <= 64 and 0.0 <= s <= 1.0
-    cols = scorer.colors(img, [box(20, 20, 30, 30), box(60, 30, 20, 20)], "apple")
-    assert len(cols) == 2 and set(cols) <= set(COLORS)
+    cols = scorer.colors(img, [box(20, 20, 30, 30), box(60, 30, 20, 20), np.array([95.5, 10, 95.5, 10])], "apple")
+    assert len(cols) == 3 and set(cols) <= set(COLORS)  # a degenerate box at the border still gets a colour
     res = scorer.evaluate(img, {"tag": "color_attr", "include": [{"class": "bus", "count": 1, "color": "green"}]})
     assert res.tag == "color_attr" and isinstance(res.correct, bool)
