@@ -27,15 +27,28 @@ def library_models() -> dict[str, list[str]]:
     return {k: sorted(v) for k, v in models.items()}
 
 
+def brightness(im: Any) -> float:
+    return sum(im.convert("L").resize((8, 8)).tobytes()) / 64 / 255
+
+
+class BrightnessScorer:
+    name = "brightness"
+
+    def score(self, images: Any, prompts: Any) -> list[float]:
+        return [brightness(im) for im in images]
+
+
 class PixelEnsemble:
     """A scoring double: the mean brightness of each image (deterministic, instant). The real scorers have
     their own tests; here only the server's handling of scores matters."""
 
+    scorers = {"brightness": BrightnessScorer()}
+    weights = {"brightness": 1.0}
+
     def score(self, images: Any, prompts: Any) -> list[Any]:
         out = []
         for im in images:
-            gray = im.convert("L").resize((8, 8))
-            mean = sum(gray.tobytes()) / 64 / 255
+            mean = brightness(im)
             out.append(SimpleNamespace(total=mean, raw={"brightness": mean}, z={"brightness": 0.0}))
         return out
 

@@ -260,3 +260,21 @@ async def test_many_calls_in_parallel_all_succeed(server):
                 tg.start_soon(one, i)
     assert len(results) == 6 and not any(r.is_error for r in results)
     assert len({r.structured_content["run_id"] for r in results}) == 6
+
+
+async def test_noise_search_returns_the_best_candidate_with_best_so_far_progress(server):
+    progress = []
+
+    async def on_progress(p, total, message):
+        progress.append((p, total, message))
+
+    async with Client(server) as c:
+        r = await c.call_tool("noise_search", {"prompt": "a red apple", "flow_id": "sd15-base", "size": "64x64",
+                                               "budget": 4, "seed": 3}, progress_callback=on_progress)
+    assert not r.is_error, r.content[0].text
+    out = r.structured_content
+    assert out["evaluated"] == 4 and out["method"] == "random" and out["flow_id"] == "sd15-base"
+    best = out["best"]
+    assert best["image_path"] and best["scores"]["per_scorer"]["brightness"] >= 0
+    assert any(isinstance(b, ImageContent) for b in r.content)
+    assert progress and progress[-1][0] == 4 and "best so far" in progress[-1][2]

@@ -1,0 +1,77 @@
+"""Noise search (random / zero-order, Ma et al. 2025) as one operation of the service, for the MCP tool and agents.
+
+The verifiers are the service's scorers; progress reports the best score so far; ``wall_time_s``
+bounds the call so it ends (with the best image found) before a client's timeout.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from ..errors import ComfyGenError, GuardError, ScoringError
+from .models import SearchOut, SearchStepOut
+from .progress import ReportFn
+from .runs import record_to_out
+from .service import ComfyGen, check_prompt
+
+Algorithm = Literal["random", "zero-order"]
+
+
+def _verifiers(ensemble: Any) -> Any:
+    from ..search.verify import VerifierSet
+
+    scorers = getattr(ensemble, "scorers", None)
+    if not scorers:
+        raise ScoringError("noise search needs scorers with per-scorer outputs", hint="configure COMFYGEN_SCORERS")
+    weights = getattr(ensemble, "weights", None)
+    return VerifierSet(list(scorers.values()), method="ensemble", weights=weights)
+
+
+async def noise_search(cg: ComfyGen, prompt: str, *, flow_id: str | None = None, algorithm: Algorithm = "random",
+                       budget: int = 8, width: int | None = None, height: int | None = None, seed: int = 0,
+                       negative: str | None = None, wall_time_s: float | None = 45.0,
+                       report: ReportFn | None = None) -> SearchOut:
+    from ..search.engine import SearchConfig, SearchProgress
+    from ..search.run import run_search
+
+    prompt = check_prompt(prompt)
+    if not 2 <= budget <= 64:
+        raise GuardError(f"budget={budget} is out of range", hint="search 2..64 candidate noises per call")
+    pool = cg.pool
+    if flow_id is None:
+        await cg.refresh_installed()
+    flow, why = cg.pick_flow(prompt, flow_id)
+    try:
+        verifiers = _verifiers(await cg.scorer())
+    except ComfyGenError as e:
+        raise ScoringError(f"noise search cannot rank candidates: {e.message}", hint=e.hint) from e
+    cfg: dict[str, Any] = dict(algorithm=algorithm, candidates=budget, seed=seed, wall_time_s=wall_time_s)
+    if width and height:
+        cfg.update(width=width, height=height)
+    history: list[SearchStepOut] = []
+
+    async def on_progress(p: SearchProgress) -> None:
+        best = sum(p.best_raw.values()) / len(p.best_raw) if p.best_raw else None
+        if best is not None:
+            history.append(SearchStepOut(step=p.done, best_score=round(best, 5), best_seed=None))
+        if report is not None:
+            detail = ", ".join(f"{k} {v:.3f}" for k, v in p.best_raw.items())
+            out = report(p.done, p.budget, f"{p.done}/{p.budget} candidates, best so far #{p.best_id}: {detail}")
+            if out is not None:
+                await out
+
+    result = await run_search(flow, prompt, SearchConfig(**cfg), verifiers=verifiers, pool=pool, store=cg.store,
+                              settings=cg.settings, negative=negative, on_progress=on_progress)
+    best = result.best
+    if best is None or not best.run_id:
+        raise ComfyGenError("the search produced no scored candidate", hint="raise wall_time_s or budget")
+    run = record_to_out(cg.record(best.run_id), why_flow=why)
+    run.image_path = best.image or run.image_path
+    run.scores.total = None if best.total is None else round(best.total, 5)
+    run.scores.per_scorer = {k: round(float(v), 5) for k, v in best.raw.items()}
+    run.scores.skipped = None
+    run.seed = best.noise.terms[0].seed if best.noise.terms else run.seed
+    return SearchOut(method=result.algorithm, flow_id=flow.id, best=run, best_score=run.scores.total,
+                     evaluated=len(result.candidates), history=history,
+                     note=f"stopped: {result.stop_reason}; total is standardized within this search (z-scores), "
+                          f"per_scorer are raw; contact sheet {result.contact_sheet}")
