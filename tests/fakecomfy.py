@@ -138,7 +138,7 @@ class FakeComfyUI:
             new["input"]["required"]["image"][0] = files
             info["LoadImage"] = new
         self._info = info
-        self._info_bytes = json.dumps(info).encode()
+        self._info_bytes = b""  # serialised on first GET /object_info
 
     def fail_next(self, path: str, status: int = 500, times: int = 1) -> None:
         self._http_fail.append([path, status, times])
@@ -291,6 +291,8 @@ class FakeComfyUI:
         return web.json_response(self._capture("extensions.json", []))
 
     async def _object_info(self, request: web.Request) -> web.Response:
+        if not self._info_bytes:
+            self._info_bytes = json.dumps(self._info).encode()
         return web.Response(body=self._info_bytes, content_type="application/json")
 
     async def _object_info_one(self, request: web.Request) -> web.Response:

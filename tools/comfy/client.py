@@ -383,7 +383,11 @@ class ComfyClient:
         try:
             await self._ensure_ws()
             started = time.time()
-            submitted_id = await self.submit(graph, prompt_id=pid)
+            try:
+                submitted_id = await self.submit(graph, prompt_id=pid)
+            except asyncio.CancelledError:  # the POST may have been accepted already
+                await asyncio.shield(self._cancel_remote(pid))
+                raise
             return await self._follow(submitted_id, queue, on_event=on_event, deadline_s=deadline_s,
                                       previews=previews, fetch_images=fetch_images, submitted=started,
                                       t0=time.monotonic())
