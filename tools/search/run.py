@@ -83,10 +83,7 @@ async def run_search(flow: Flow, prompt: str, config: SearchConfig, *, verifiers
     cfg = resolve_config(config, flow, settings)
     combine = check_flow(flow, cfg)
     if combine == "pack":
-        await check_pack(pool, flow)
-        packs = list(getattr(settings, "node_packs", []) or [])
-        if PACK not in packs:
-            settings = settings.model_copy(update={"node_packs": packs + [PACK]})
+        await check_pack(pool, flow)  # the guard always allows comfygen's own pack
     search_id = uuid.uuid4().hex[:12]
     gen = ComfyGenerator(flow, prompt, pool=pool, store=store, settings=settings, negative=negative,
                          width=cfg.width, height=cfg.height, steps=steps, on_event=on_event, search_id=search_id,
