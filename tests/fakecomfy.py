@@ -15,6 +15,11 @@ nodes whose input signature changed since the previous prompt run), and writes r
 ``prompt`` graph in a tEXt chunk, served by ``/view``. Node values come from a small evaluation
 engine (``fakecomfy_engine``) whose executors tests can replace (``executors={"KSampler": fn}``).
 
+``packs=True`` (or a list of pack names) adds the custom node packs the flow library knows (Pruna's
+nodes, face restore) to the schema. Validation is the fake's own port of ComfyUI's validator
+(``fakecomfy_engine.validate_prompt``); ``validator="flow_library"`` uses
+``comfygen.flow_library.schema.validate_graph`` instead.
+
 Failure knobs: ``fail={"execution_error": node_id_or_class, "die_at": node_id_or_class,
 "ws_drop_at": node_id_or_class}``, and at run time ``fail_next(path, status=500, times=1)``,
 ``drop_next(path, times=1, after=False)`` (close the connection without an answer, before or after
@@ -73,9 +78,15 @@ class FakeComfyUI:
                  step_time: float = 0.0, steps: int | None = None,
                  executors: dict[str, Callable[..., Any]] | None = None, fail: dict[str, Any] | None = None, *,
                  node_time: float = 0.0, previews: bool = False, host: str = "127.0.0.1", port: int = 0,
-                 workdir: str | Path | None = None):
+                 workdir: str | Path | None = None, packs: bool | list[str] = False,
+                 validator: str = "internal"):
         self.models = {f: [] for f in MODEL_FOLDERS} | dict(DEFAULT_MODELS if models is None else models)
         self._base_info = object_info if object_info is not None else recorded_object_info()
+        if packs:  # custom node packs the flow library knows (Pruna, face restore, ...)
+            from comfygen.flow_library.schema import NodeSchema
+
+            self._base_info = NodeSchema(self._base_info).with_packs(None if packs is True else list(packs)).info
+        self.validator = validator
         self.step_time, self.steps, self.node_time, self.previews = step_time, steps, node_time, previews
         self.executors: dict[str, Callable[..., Any]] = {**eng.DEFAULT_EXECUTORS, **(executors or {})}
         self.fail: dict[str, Any] = dict(fail or {})
@@ -342,7 +353,7 @@ class FakeComfyUI:
                    "extra_info": {}}
             return web.json_response({"error": err, "node_errors": {}}, status=400)
         prompt = body["prompt"]
-        ok, error, outputs, node_errors = eng.validate_prompt(prompt, self._info)
+        ok, error, outputs, node_errors = self._validate(prompt)
         if not ok:
             return web.json_response({"error": error, "node_errors": node_errors}, status=400)
         pid = str(body.get("prompt_id") or __import__("uuid").uuid4())
@@ -354,6 +365,15 @@ class FakeComfyUI:
         assert self._wake is not None
         self._wake.set()
         return web.json_response({"prompt_id": pid, "number": number, "node_errors": node_errors})
+
+    def _validate(self, prompt: Any) -> tuple[bool, dict | None, list[str], dict[str, Any]]:
+        """ComfyUI's validation, by the flow library's validator (the fake's own as a fallback)."""
+        if self.validator == "internal":
+            return eng.validate_prompt(prompt, self._info)
+        from comfygen.flow_library.schema import NodeSchema, validate_graph
+
+        rep = validate_graph(prompt, NodeSchema(self._info), check_model_files=True, check_v3_combos=False)
+        return rep.error is None, rep.error, list(rep.good_outputs), rep.node_errors
 
     async def _history(self, request: web.Request) -> web.Response:
         items = list(self.history.items())
