@@ -174,3 +174,28 @@ async def test_patience_stops_early_and_progress_reports_best(tmp_path):
     assert res.stop_reason == "patience" and len(res.candidates) < 64
     assert seen and seen[-1].best_id == res.best.id and seen[-1].done == len(res.candidates)
     assert all(a.done < b.done for a, b in zip(seen, seen[1:]))
+
+
+@pytest.mark.parametrize("algorithm", ["random", "zero-order"])
+async def test_winner_regenerates_alone_from_the_same_noise_with_more_steps(tmp_path, algorithm):
+    from comfygen.tools.search.run import regenerate
+
+    scorer = TargetScorer(target_field())
+    cfg = SearchConfig(algorithm=algorithm, candidates=6, neighbours=3, batch=6, seed=11)
+    ex = NoiseExecutors()
+    settings = Settings(home=tmp_path / "h")
+    store = RunStore(settings.store_path)
+    flow = sd15_flow(SIZE)
+    async with FakeComfyUI(models={"checkpoints": [CKPT]}, executors=ex.executors()) as fake:
+        async with OnePool(fake.url) as pool:
+            res = await run_search(flow, "x", cfg, verifiers=VerifierSet([scorer]), pool=pool, store=store,
+                                   settings=settings)
+            best = res.best
+            rec = await regenerate(flow, "x", best.noise, mode=res.mode, pool=pool, store=store, settings=settings,
+                                   steps=9)
+    assert len(rec.outputs) == 1 and rec.params["noise_search"]["steps"] == 9
+    sampler = next(n for n in rec.graph.values() if n["class_type"].startswith("KSampler"))
+    assert sampler["inputs"]["steps"] == 9
+    start = ex.starts[-1]
+    assert start.prompt_id == rec.comfy_prompt_id and start.x_t.shape[0] == 1
+    assert torch.allclose(torch.from_numpy(start.x_t[0]), K * realise(best.noise, SHAPE)[0], rtol=1e-5, atol=1e-4)
