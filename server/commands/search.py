@@ -59,6 +59,8 @@ def search_cmd(
     size: str | None = typer.Option(None, "--size", help="WIDTHxHEIGHT (default: the flow's)."),
     steps: int | None = typer.Option(None, "--steps", help="Override the sampler's step count."),
     seed: int = typer.Option(0, "--seed", help="Base seed; every candidate's seeds derive from it."),
+    noise_nodes: str = typer.Option("auto", "--noise-nodes", help="Zero-order: core (SD1.x/SD2.x/SDXL core nodes) | "
+                                    "pack (comfygen_noise node, any family) | auto"),
     top_k: int = typer.Option(4, "--top-k", help="Images in the contact sheet."),
     wall_time: float | None = typer.Option(None, "--wall-time", help="Stop after this many seconds."),
     patience: int | None = typer.Option(None, "--patience", help="Stop after this many batches/rounds without "
@@ -82,6 +84,8 @@ def search_cmd(
     settings = get_settings()
     if algorithm not in ("random", "zero-order"):
         raise GuardError(f"unknown algorithm {algorithm!r}", hint="use --algorithm random or --algorithm zero-order")
+    if noise_nodes not in ("auto", "core", "pack"):
+        raise GuardError(f"unknown --noise-nodes {noise_nodes!r}", hint="use auto, core or pack")
     if aggregation not in ("ensemble", "mean_rank"):
         raise GuardError(f"unknown aggregation {aggregation!r}", hint="use ensemble or mean_rank")
     urls = [u for u in (endpoint or []) if u] or list(settings.comfyui_urls)
@@ -92,7 +96,7 @@ def search_cmd(
     flow = FlowLibrary.default(settings.user_flows_dir).get(flow_id)
     cfg_args: dict[str, Any] = dict(algorithm=algorithm, candidates=candidates, rounds=rounds, neighbours=neighbours,
                                     lam=lam, batch=batch, seed=seed, top_k=top_k, wall_time_s=wall_time,
-                                    patience=patience)
+                                    patience=patience, noise_nodes=noise_nodes)
     if width:
         cfg_args.update(width=width, height=height)
     config = SearchConfig(**cfg_args)
