@@ -230,9 +230,10 @@ class _Validator:
         inputs = node.get("inputs", {})
         errors: list[dict] = []
         valid = True
-        for name, spec, category in self.schema.inputs(class_type):
-            input_type = spec[0]
-            extra = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
+        for name, raw_spec, category in self.schema.inputs(class_type):
+            input_type = raw_spec[0]
+            extra = raw_spec[1] if len(raw_spec) > 1 and isinstance(raw_spec[1], dict) else {}
+            spec = [input_type, extra]  # ComfyUI reports input_config as (type, extra_info), extra_info {} when absent
             if name not in inputs:
                 if category == "required":
                     errors.append({"type": "required_input_missing", "message": "Required input is missing",

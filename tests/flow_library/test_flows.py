@@ -84,7 +84,7 @@ def test_render_fills_slots_structurally(library: FlowLibrary, prompt: str) -> N
 
 
 def test_every_flow_has_prompt_seed_size_and_output_slots(library: FlowLibrary) -> None:
-    for flow in library:
+    for flow in library.filter(executable=True):
         assert flow.slots.positive and flow.slots.seed and flow.slots.output, flow.id
         assert flow.slots.width and flow.slots.height and flow.slots.batch, flow.id
 
