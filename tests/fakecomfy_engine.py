@@ -104,27 +104,30 @@ def _validate_node(prompt: dict[str, Any], nid: str, info: dict[str, Any], valid
                                "extra_info": {"input_name": x, "input_config": cfg, "received_value": val}})
                 continue
             o_id = str(val[0])
-            try:
-                o_cls = prompt[o_id]["class_type"]
-            except KeyError as ex:
-                valid = False
-                validated[o_id] = (False, [{
-                    "type": "exception_during_inner_validation", "message": "Exception when validating inner node",
-                    "details": str(ex), "extra_info": {"input_name": x, "input_config": cfg,
-                                                       "exception_message": str(ex), "exception_type": "KeyError",
-                                                       "traceback": ["  File \"execution.py\", in validate_inputs\n"],
-                                                       "linked_node": val}}], o_id)
-                continue
-            received = info[o_cls]["output"][val[1]]  # IndexError -> exception_during_validation
+            o_cls = prompt[o_id]["class_type"]  # KeyError / IndexError propagate, as in ComfyUI
+            outs = info[o_cls]["output"]
+            if not isinstance(val[1], int) or not -len(outs) <= val[1] < len(outs):
+                raise IndexError("tuple index out of range")  # RETURN_TYPES is a tuple in ComfyUI
+            received = outs[val[1]]
             if not _type_ok(received, itype):
                 errors.append({"type": "return_type_mismatch", "message": "Return type mismatch between linked nodes",
                                "details": f"{x}, received_type({received}) mismatch input_type({itype})",
                                "extra_info": {"input_name": x, "input_config": cfg, "received_type": received,
                                               "linked_node": val}})
                 continue
-            r = _validate_node(prompt, o_id, info, validated)
-            if r[0] is False:
+            try:
+                r = _validate_node(prompt, o_id, info, validated)
+                if r[0] is False:
+                    valid = False
+            except Exception as ex:  # noqa: BLE001 - mirrors ComfyUI
                 valid = False
+                validated[o_id] = (False, [{
+                    "type": "exception_during_inner_validation", "message": "Exception when validating inner node",
+                    "details": str(ex), "extra_info": {"input_name": x, "input_config": cfg,
+                                                       "exception_message": str(ex),
+                                                       "exception_type": type(ex).__name__,
+                                                       "traceback": ["  File \"execution.py\", in validate_inputs\n"],
+                                                       "linked_node": val}}], o_id)
             continue
         try:
             if itype == "INT":
