@@ -7,6 +7,7 @@ import base64
 import datetime as _dt
 import html
 import logging
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,20 @@ def _legend(strategies: Sequence[str], colors: dict[str, str]) -> str:
                                            for s in strategies) + "</div>"
 
 
+def _nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
+    """Round tick values (steps of 1, 2, 2.5 or 5 × 10^k) covering [lo, hi]."""
+    raw = (hi - lo) / max(1, n - 1)
+    mag = 10 ** math.floor(math.log10(raw))
+    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
+    start = math.floor(lo / step) * step
+    out = []
+    v = start
+    while v <= hi + step * 0.999:
+        out.append(round(v, 10))
+        v += step
+    return out
+
+
 def bar_chart(groups: Sequence[str], series: Sequence[str], values: dict[tuple[str, str], float | None],
               colors: dict[str, str], *, fixed_range: tuple[float, float] | None = None, width: int = 1240) -> str:
     """Grouped vertical bars (one group per category, one bar per strategy) as inline SVG."""
@@ -77,6 +92,9 @@ def bar_chart(groups: Sequence[str], series: Sequence[str], values: dict[tuple[s
     lo, hi = fixed_range or (min(0.0, min(vals)), max(0.0, max(vals)))
     if hi - lo < 1e-9:
         hi = lo + 1.0
+    ticks = _nice_ticks(lo, hi)
+    if not fixed_range:
+        lo, hi = min(lo, ticks[0]), max(hi, ticks[-1])
     h, top, bottom, left = 260, 12, 70, 48
     plot_h = h - top - bottom
     gw = (width - left - 10) / len(groups)
@@ -86,10 +104,9 @@ def bar_chart(groups: Sequence[str], series: Sequence[str], values: dict[tuple[s
         return top + plot_h * (hi - v) / (hi - lo)
 
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{h}" font-size="11" font-family="sans-serif">']
-    for k in range(5):
-        v = lo + (hi - lo) * k / 4
+    for v in ticks:
         parts.append(f'<line x1="{left}" x2="{width - 10}" y1="{y(v):.1f}" y2="{y(v):.1f}" stroke="#e5e5e5"/>'
-                     f'<text x="{left - 4}" y="{y(v) + 4:.1f}" text-anchor="end" fill="#666">{v:.2f}</text>')
+                     f'<text x="{left - 4}" y="{y(v) + 4:.1f}" text-anchor="end" fill="#666">{v:g}</text>')
     parts.append(f'<line x1="{left}" x2="{width - 10}" y1="{y(0.0) if lo <= 0 <= hi else y(lo):.1f}" '
                  f'y2="{y(0.0) if lo <= 0 <= hi else y(lo):.1f}" stroke="#888"/>')
     base = 0.0 if lo <= 0 <= hi else lo
