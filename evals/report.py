@@ -249,6 +249,9 @@ def render_html(summary: dict[str, Any], samples: Sequence[Sample], run: dict[st
                f"{' (tiny random weights: numbers are meaningless)' if run.get('tiny') else ''} · "
                f"report built {_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC</div>")
 
+    if run.get("heldout_in_ensemble"):
+        out.append(f"<p class='note' style='color:#a33'><b>Note:</b> {_e(heldout)} is part of the scoring ensemble "
+                   "that trains the planner and guides the agent, so its win rates are not held out.</p>")
     # summary table
     mean = {(m["strategy"], m["scorer"]): m for m in summary["mean_scores"]}
     div = {d["strategy"]: d for d in summary["diversity"]}

@@ -143,6 +143,14 @@ def _check_scorers(cfg: EvalConfig) -> None:
         canonical_name(name)
 
 
+def _heldout_in_ensemble(cfg: EvalConfig, settings: Settings, strategies: Sequence[Strategy]) -> bool:
+    if not cfg.heldout or not any(st.kind in ("planner", "planner_search", "agent") for st in strategies):
+        return False
+    from ..tools.scoring.registry import canonical_name
+
+    return canonical_name(cfg.heldout) in {canonical_name(n) for n in settings.scorers}
+
+
 def run_dir_for(cfg: EvalConfig, settings: Settings) -> Path:
     return Path(cfg.out_dir) if cfg.out_dir else Path(settings.home) / "evals" / cfg.name
 
@@ -165,7 +173,12 @@ async def run_eval(cfg: EvalConfig, *, settings: Settings | None = None, pool: A
     names = [s.name for s in strategies]
     if cfg.baseline and cfg.baseline not in names:
         raise ConfigError(f"baseline {cfg.baseline!r} is not a strategy", hint=f"strategies: {names}")
+    leak = _heldout_in_ensemble(cfg, settings, strategies)
+    if leak:
+        log.warning("held-out scorer %s is in the scoring ensemble (%s) that trains and guides the adaptive "
+                    "strategies: its win rates are not held out", cfg.heldout, ", ".join(settings.scorers))
     (run_dir / RUN_FILE).write_text(json.dumps({
+        "heldout_in_ensemble": leak,
         "name": cfg.name, "description": cfg.description, "config": cfg.model_dump(mode="json"),
         "strategies": names, "heldout": cfg.heldout, "baseline": cfg.baseline, "prompt_set": cfg.prompts.set,
         "tiny": cfg.tiny_scorers, "seed": cfg.seed, "n_prompts": len(prompts), "started": time.time(),

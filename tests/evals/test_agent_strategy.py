@@ -78,3 +78,6 @@ def test_agent_strategy_end_to_end(tmp_path, monkeypatch):
     res = json.loads((run_dir / "results.json").read_text())
     assert {d["strategy"]: d["unique_flows"] for d in res["diversity"]} == {"sd15-base": 1, "comfygen-ic": 1}
     assert {(w["a"], w["b"]) for w in res["win_rates"]} == {("sd15-base", "comfygen-ic"), ("comfygen-ic", "sd15-base")}
+    # imagereward guides the agent (it is the service's ensemble here), so the report must say it is not held out
+    assert json.loads((run_dir / "run.json").read_text())["heldout_in_ensemble"] is True
+    assert "not held out" in (run_dir / "report.html").read_text()
