@@ -16,9 +16,8 @@ nodes whose input signature changed since the previous prompt run), and writes r
 engine (``fakecomfy_engine``) whose executors tests can replace (``executors={"KSampler": fn}``).
 
 ``packs=True`` (or a list of pack names) adds the custom node packs the flow library knows (Pruna's
-nodes, face restore) to the schema. Validation is the fake's own port of ComfyUI's validator
-(``fakecomfy_engine.validate_prompt``); ``validator="flow_library"`` uses
-``comfygen.flow_library.schema.validate_graph`` instead.
+nodes, face restore) to the schema. Validation uses ``comfygen.flow_library.schema.validate_graph``
+(``validator="internal"``: the fake's own port of ComfyUI's validator, ``fakecomfy_engine.validate_prompt``).
 
 Failure knobs: ``fail={"execution_error": node_id_or_class, "die_at": node_id_or_class,
 "ws_drop_at": node_id_or_class}``, and at run time ``fail_next(path, status=500, times=1)``,
@@ -79,7 +78,7 @@ class FakeComfyUI:
                  executors: dict[str, Callable[..., Any]] | None = None, fail: dict[str, Any] | None = None, *,
                  node_time: float = 0.0, previews: bool = False, host: str = "127.0.0.1", port: int = 0,
                  workdir: str | Path | None = None, packs: bool | list[str] = False,
-                 validator: str = "internal"):
+                 validator: str = "flow_library"):
         self.models = {f: [] for f in MODEL_FOLDERS} | dict(DEFAULT_MODELS if models is None else models)
         self._base_info = object_info if object_info is not None else recorded_object_info()
         if packs:  # custom node packs the flow library knows (Pruna, face restore, ...)
@@ -552,7 +551,9 @@ class FakeComfyUI:
             inputs = {k: (values[str(v[0])][v[1]] if eng._is_link(v) else v)
                       for k, v in prompt[nid].get("inputs", {}).items()}
             try:
-                steps = self.steps if self.steps is not None else eng.sampler_steps(cls, inputs)
+                steps = eng.sampler_steps(cls, inputs)
+                if steps and self.steps is not None:  # the override applies to samplers only
+                    steps = self.steps
                 if await self._steps(pid, nid, cls, steps, sid):
                     await self._interrupted(pid, nid, cls, executed, send_hist)
                     status = ("error", False)

@@ -152,3 +152,20 @@ async def test_view_history_queue_edges() -> None:
         assert r.status_code == 200 and r.content[:4] == b"RIFF"
         await h.post("/history", json={"clear": True})
         assert (await h.get("/history")).json() == {}
+
+
+def test_internal_validator_agrees_with_flow_library() -> None:
+    import fakecomfy_engine as eng
+    from fakecomfy import recorded_object_info
+
+    from comfygen.flow_library.schema import NodeSchema, validate_graph
+
+    info = recorded_object_info()
+    graphs = [scale_graph(width=99999), scale_graph(width=-5), scale_graph(method="magic"), scale_graph(width="abc"),
+              {"1": scale_graph()["1"]}, {**modelfree(), "9": {"class_type": "NoSuchNode", "inputs": {}}},
+              t2i(), t2i(steps=0), {**t2i(), "3": {**t2i()["3"], "inputs": {**t2i()["3"]["inputs"],
+                                                                             "latent_image": ["8", 0]}}}]
+    for g in graphs:
+        ok, error, good, node_errors = eng.validate_prompt(g, info)
+        rep = validate_graph(g, NodeSchema(info), check_model_files=True, check_v3_combos=False)
+        assert (error, sorted(good), node_errors) == (rep.error, sorted(rep.good_outputs), rep.node_errors), g

@@ -9,7 +9,7 @@ import pytest
 from comfy_graphs import modelfree, t2i
 from fakecomfy import FakeComfyUI
 
-from comfygen.tools.comfy.pool import EndpointPool, NoEndpoint
+from comfygen.tools.comfy.pool import EndpointPool, NoEndpoint, NoHealthyEndpoint
 
 pytestmark = pytest.mark.anyio
 FAST = {"retries": 1, "backoff_s": 0.01, "poll_interval_s": 0.02, "connect_timeout": 2.0, "health_interval_s": 0}
@@ -61,9 +61,16 @@ async def test_dead_endpoint_work_is_resubmitted_elsewhere() -> None:
 
 async def test_all_down_raises_no_endpoint() -> None:
     async with EndpointPool(["http://127.0.0.1:9", "http://127.0.0.1:10"], **FAST) as pool:
-        with pytest.raises(NoEndpoint, match="no healthy ComfyUI endpoint"):
+        with pytest.raises(NoHealthyEndpoint, match="no healthy ComfyUI endpoint"):
             await pool.run(modelfree())
         assert not any(s.healthy for s in await pool.status())
+    # without the initial health check (no `async with`), a model lookup that fails means "down"
+    pool = EndpointPool(["http://127.0.0.1:9"], **FAST)
+    try:
+        with pytest.raises(NoHealthyEndpoint, match="127.0.0.1:9"):
+            await pool.run(modelfree(), required_models=[("checkpoints", "x.safetensors")])
+    finally:
+        await pool.close()
 
 
 async def test_status_and_object_info() -> None:

@@ -463,6 +463,7 @@ class ComfyClient:
                 item = await asyncio.wait_for(queue.get(), timeout=timeout)
             except asyncio.TimeoutError:
                 # Nothing heard for a while, or the socket is down: ask /history (raises when the server is gone).
+                log.debug("prompt %s: nothing on the websocket for %.2fs, asking /history", st.pid, timeout)
                 if await self._done_from_history(st):
                     return
                 continue

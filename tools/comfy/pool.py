@@ -180,9 +180,17 @@ class EndpointPool:
         for refresh in (False, True):
             results = await asyncio.gather(*(self._has_models(e, required, refresh) for e in healthy),
                                            return_exceptions=True)
+            for e, res in zip(healthy, results):
+                if isinstance(res, ComfyUIError):  # could not even list its models: it is down
+                    e.healthy, e.error = False, res.message
             out = [e for e, ok in zip(healthy, results) if ok is True]
             if out:
                 return out
+            healthy = [e for e in healthy if e.healthy]
+            if not healthy:
+                detail = "; ".join(f"{e.url}: {e.error}" for e in eps)
+                raise NoHealthyEndpoint(f"no healthy ComfyUI endpoint ({detail})",
+                                        hint="Start the servers or fix COMFYGEN_COMFYUI_URLS.")
         missing = sorted(f"{folder}/{file}" for folder, file in required
                          if not any(file in e.models.get(folder, set()) for e in healthy))
         raise NoEndpoint(f"no endpoint has the model files this flow needs: {', '.join(missing) or required}",
