@@ -10,7 +10,7 @@ import torch
 from search_helpers import CKPT, OnePool, TargetScorer, sd15_flow
 
 from comfygen.tools.search.engine import SearchConfig
-from comfygen.tools.search.noise import discrete_sigma_max, eps_start_scale, latent_shape, realise
+from comfygen.tools.search.noise import NoiseSpec, discrete_sigma_max, eps_start_scale, latent_shape, realise
 from comfygen.tools.search.run import run_search
 from comfygen.tools.search.verify import VerifierSet
 from comfygen.tools.settings import Settings
@@ -201,3 +201,19 @@ async def test_winner_regenerates_alone_from_the_same_noise_with_more_steps(tmp_
     start = ex.starts[-1]
     assert start.prompt_id == rec.comfy_prompt_id and start.x_t.shape[0] == 1
     assert torch.allclose(torch.from_numpy(start.x_t[0]), K * realise(best.noise, SHAPE)[0], rtol=1e-5, atol=1e-4)
+
+
+async def test_big_latent_batches_are_split_to_keep_graphs_small(tmp_path, monkeypatch):
+    import comfygen.tools.search.generate as generate
+    from comfygen.flow_library.render import render
+    from comfygen.tools.search.graphs import latent_graph
+
+    specs = [NoiseSpec.seeded(3, k) for k in range(4)]
+    base = render(sd15_flow(SIZE), "x")
+    assert generate.latent_nodes(specs) >= len(latent_graph(base, specs, "sd15")) - len(base)
+    monkeypatch.setattr(generate, "MAX_LATENT_NODES", 40)
+    scorer = TargetScorer(target_field())
+    cfg = SearchConfig(algorithm="zero-order", candidates=9, neighbours=4, rounds=2, batch=8, seed=1)
+    res, ex, store = await _search(tmp_path, cfg, scorer)
+    assert len(res.candidates) == 9 and len(res.run_ids) > 2  # rounds were split into several prompts
+    assert _check_starts(res, ex, store) == 9

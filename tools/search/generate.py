@@ -89,6 +89,16 @@ def _with_steps(g: Graph, steps: int | None) -> Graph:
     return g
 
 
+MAX_LATENT_NODES = 600
+
+
+def latent_nodes(specs: Sequence[NoiseSpec]) -> int:
+    """Nodes :func:`latent_graph` adds for ``specs`` (4 per term, 1 per extra term and candidate, 2 per index)."""
+    terms = sum(len(s.terms) for s in specs)
+    indices = len({t.index for s in specs for t in s.terms})
+    return 4 * terms + terms + len(specs) + 2 * indices + 1
+
+
 class ComfyGenerator:
     """Runs batches through :func:`comfygen.tools.pipeline.run_flow` (render, guard, record, run, save)."""
 
@@ -102,10 +112,17 @@ class ComfyGenerator:
         self.runs: list[str] = []
 
     async def __call__(self, specs: Sequence[NoiseSpec], mode: Mode) -> list[Generated]:
-        from ..pipeline import run_flow
-
         if mode == "latent":
             mode = self.combine
+        if mode == "latent" and len(specs) > 1 and latent_nodes(specs) > MAX_LATENT_NODES:
+            # many-term neighbours (long accepted chains): keep each prompt's graph well under the guard's limit
+            half = len(specs) // 2
+            return await self(specs[:half], mode) + await self(specs[half:], mode)
+        return await self._run(specs, mode)
+
+    async def _run(self, specs: Sequence[NoiseSpec], mode: Mode) -> list[Generated]:
+        from ..pipeline import run_flow
+
         rw = rewrite_for(specs, mode, self.flow.family, steps=self.steps)
         seeds = sorted({t.seed for s in specs for t in s.terms})
         extra = {"noise_search": {"id": self.search_id, "mode": mode,
