@@ -44,7 +44,9 @@ class FlowSuggestion(BaseModel):
     flow_id: str
     name: str
     family: str = Field(description="Model family, e.g. sdxl, sd15, flux.")
-    predicted_score: float | None = Field(None, description="Predicted quality score for this prompt (higher is better).")
+    predicted_score: float | None = Field(None, description="Predicted quality for this prompt, higher is better "
+                                                            "(planner: in [0, 1] over its training range; score table: "
+                                                            "mean ensemble score).")
     score_source: str = Field(description="Where predicted_score comes from: planner, score table, or client LLM.")
     why: str = Field(description="One line: why this flow fits the prompt.")
     runnable: bool | None = Field(None, description="Whether the configured ComfyUI has its models (None: not checked).")

@@ -92,6 +92,7 @@ class ComfyGen:
         self._own_pool = pool is None
         self._store = store
         self._installed: dict[str, list[str]] | None = None
+        self._user_table: Any | None = None
         self.jobs = RunJobs(self)
 
     # ---------------------------------------------------------------- lifecycle
@@ -120,14 +121,14 @@ class ComfyGen:
 
     @property
     def table(self) -> Any:
+        """The shipped score table merged with the user's own (``$COMFYGEN_HOME/score_table.json``)."""
         if self._table is None:
             from ...flow_library.score_table import ScoreTable
 
-            table = ScoreTable.shipped()
+            shipped = ScoreTable.shipped()
             path = self.settings.score_table_path
-            if path.is_file():
-                table.merge(ScoreTable.load(path))
-            self._table = table
+            self._user_table = ScoreTable.load(path) if path.is_file() else ScoreTable(metric=shipped.metric)
+            self._table = shipped.merge(self._user_table)
         return self._table
 
     @property
@@ -199,11 +200,14 @@ class ComfyGen:
         if not 1 <= top_k <= 50:
             raise GuardError(f"top_k={top_k} is out of range", hint="use 1..50 (5 is plenty for choosing)")
         cats = self.check_categories(categories)
-        entries = {cat: [TableEntry(flow_id=fid, mean=cell.mean, n=cell.n, sources=list(cell.sources))
-                         for fid, cell in self.table.top_k([cat], top_k)] for cat in cats}
+        entries = {cat: [self._entry(r.flow_id, cat) for r in self.table.top_k([cat], top_k)] for cat in cats}
         text = self.table.render_text(cats, top_k)
         return ScoreTableOut(categories=cats, top_k=top_k, text=text, entries=entries,
                              empty=not any(entries.values()))
+
+    def _entry(self, flow_id: str, cat: str) -> TableEntry:
+        cell = self.table.cell(flow_id, cat)
+        return TableEntry(flow_id=flow_id, mean=round(cell.mean, 5), n=cell.n, sources=list(cell.sources))
 
     def get_flow(self, flow_id: str) -> Flow:
         if not isinstance(flow_id, str) or not flow_id.strip():
@@ -236,9 +240,9 @@ class ComfyGen:
     def _why(self, flow: Flow, cats: list[DetectedCategory], source: str = "planner") -> str:
         best: tuple[float, str, Any] | None = None
         for cat in cats:
-            for fid, cell in self.table.top_k([cat.id], 50):
-                if fid == flow.id and (best is None or cell.mean > best[0]):
-                    best = (cell.mean, cat.id, cell)
+            cell = self.table.cell(flow.id, cat.id)
+            if cell is not None and (best is None or cell.mean > best[0]):
+                best = (cell.mean, cat.id, cell)
         family = f"{flow.family} flow"
         if best is not None:
             mean, cat, cell = best
@@ -258,8 +262,9 @@ class ComfyGen:
         cats = self.detect_categories(prompt)
         note = None
         try:
-            preds = [(p.flow_id, float(p.score)) for p in self.planner().predict(prompt, k=k * 4,
-                                                                                  target_score=target_score)]
+            allowed = {f.id for f in self.library if f.executable}
+            preds = [(p.flow_id, float(p.normalized)) for p in self.planner().predict(
+                prompt, k=k * 4, target_score=target_score, allowed=allowed)]
             source = "planner"
         except (PlannerError, ImportError, FileNotFoundError) as e:
             preds = self._table_rank([c.id for c in cats])
@@ -287,12 +292,8 @@ class ComfyGen:
         return SuggestOut(prompt=prompt, mode="planner", note=note, categories=cats, flows=flows)
 
     def _table_rank(self, cats: list[str]) -> list[tuple[str, float | None]]:
-        scores: dict[str, list[float]] = {}
-        for cat in cats or category_ids():
-            for fid, cell in self.table.top_k([cat], 50):
-                scores.setdefault(fid, []).append(cell.mean)
-        ranked: list[tuple[str, float | None]] = sorted(((fid, sum(v) / len(v)) for fid, v in scores.items()),
-                                                        key=lambda t: -t[1])
+        ranked: list[tuple[str, float | None]] = [(r.flow_id, r.score)
+                                                  for r in self.table.top_k(cats or category_ids(), 10_000)]
         if not ranked:
             ranked = [(f.id, None) for f in self.library if f.executable]
         return ranked
@@ -411,9 +412,11 @@ class ComfyGen:
         if not cats:
             return
         try:
-            self.table.observe(flow_id, cats, total, source="own runs")
-            self.table.save(self.settings.score_table_path)
-        except (ComfyGenError, OSError, AttributeError) as e:
+            self.table.observe(flow_id, cats, total, source="own runs")  # the merged view, for this process
+            if self._user_table is not None:  # None when a table was injected: nothing to save
+                self._user_table.observe(flow_id, cats, total, source="own runs")
+                self._user_table.save(self.settings.score_table_path)
+        except (ComfyGenError, OSError) as e:
             logger.warning("could not update the score table: %s", e)
 
     # ---------------------------------------------------------------- runs
