@@ -147,6 +147,48 @@ def install_nodes_cmd(
     console.print(f"installed {target}\nrestart ComfyUI to load it (node: ComfyGenNoise)")
 
 
+def check_noise_cmd(
+    flow_id: str = typer.Option("sd15-base", "--flow", "-f", help="An SD1.x / SD2.x / SDXL flow the server can run."),
+    endpoint: str = typer.Option(..., "--endpoint", "-e", help="ComfyUI URL."),
+    size: str = typer.Option("64x64", "--size", help="WIDTHxHEIGHT of the probe latents."),
+) -> None:
+    """Check that this ComfyUI starts samplers from exactly the noises noise search means.
+
+    Runs the search graphs stopped at step 0 (nothing is denoised) and compares the saved starting
+    latents with our own computation: seeded batches, core-node neighbours and, when installed, the
+    ComfyGenNoise pack."""
+    from ...flow_library.library import FlowLibrary
+    from ...tools.comfy.client import ComfyClient
+    from ...tools.search.noise import NoiseSpec, NoiseTerm, latent_shape, neighbour
+    from ...tools.search.probe import probe_noises
+
+    settings = get_settings()
+    flow = FlowLibrary.default(settings.user_flows_dir).get(flow_id)
+    width, height = _size(size)
+    assert width and height
+    shape = latent_shape(width, height)
+    pivot = NoiseSpec.seeded(101, 0)
+    nbs = [neighbour(pivot, NoiseTerm(seed=202, index=k), 0.9, shape) for k in range(3)]
+
+    async def go() -> list[Any]:
+        out = []
+        async with ComfyClient(endpoint, read_timeout=settings.read_timeout_s) as client:
+            info = await client.object_info()
+            modes = ["seeded", "latent"] + (["pack"] if "ComfyGenNoise" in info else [])
+            for mode in modes:
+                specs = [NoiseSpec.seeded(77, k) for k in range(4)] if mode == "seeded" else [pivot] + nbs
+                out.append(await probe_noises(client, flow, specs, mode, width=width, height=height))  # type: ignore[arg-type]
+        return out
+
+    worst = 0.0
+    for rep in asyncio.run(go()):
+        worst = max(worst, rep.max_rel_err)
+        console.print(f"{rep.mode:7s} {rep.candidates} candidates {rep.shape}: max relative error {rep.max_rel_err:.2e}, "
+                      f"min cosine {rep.cosine_min:.9f}")
+    if worst > 1e-4:
+        raise typer.Exit(1)
+
+
 def register(app: typer.Typer) -> None:
     app.command("search")(search_cmd)
     # `comfygen comfyui install-nodes`: joins the `comfyui` group when another module registered it
@@ -155,3 +197,4 @@ def register(app: typer.Typer) -> None:
         group = typer.Typer(help="Inspect and prepare ComfyUI servers.", no_args_is_help=True)
         app.add_typer(group, name="comfyui")
     group.command("install-nodes")(install_nodes_cmd)
+    group.command("check-noise")(check_noise_cmd)

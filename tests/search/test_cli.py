@@ -47,3 +47,20 @@ def test_cli_zero_order_on_flux_needs_the_node_pack(_isolated_home, capsys, fake
     err = " ".join(capsys.readouterr().err.split())
     assert "ComfyGenNoise" in err and "comfygen comfyui install-nodes" in err and "--algorithm random" in err
     assert not fake_comfyui.history  # refused before anything ran
+
+
+def test_cli_check_noise_on_the_fake(_isolated_home, capsys):
+    from fakecomfy_noise import object_info_with_pack
+
+    _user_flow(_isolated_home)
+    fake = FakeComfyUI(object_info=object_info_with_pack(), models={"checkpoints": [CKPT]},
+                       executors=NoiseExecutors().executors()).start_in_thread()
+    try:
+        try:
+            main(["comfyui", "check-noise", "-f", "sd15-tiny-test", "-e", fake.url])
+        except SystemExit as e:
+            assert e.code in (0, None)
+    finally:
+        fake.stop()
+    err = capsys.readouterr().err
+    assert err.count("max relative error") == 3 and "pack" in err
