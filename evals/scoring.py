@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from PIL import Image
@@ -40,6 +41,11 @@ def score_samples(samples: Sequence[Sample], cfg: Any, prompts: dict[str, Prompt
                   geneval_scorer: Any = None) -> int:
     """Fill missing scores (and GenEval verdicts) on ``samples``; writes each changed sample. Returns how many changed."""
     todo = [s for s in samples if s.error is None and s.image]
+    missing = [s for s in todo if not Path(s.image or "").is_file()]
+    for s in missing:
+        log.warning("image of %s / %s (seed %s) is gone: not scored (%s)", s.strategy, s.prompt_id, s.seed, s.image)
+    gone = {id(s) for s in missing}
+    todo = [s for s in todo if id(s) not in gone]
     changed: dict[int, Sample] = {}
     tiny = bool(cfg.tiny_scorers)
     for name in cfg.scorers:

@@ -36,18 +36,25 @@ def _seconds(store: Any, run_ids: Sequence[str]) -> float | None:
 
 async def produce(cfg: Any, items: Sequence[tuple[Strategy, Prompt, int]], *, settings: Any, pool: Any, store: Any,
                   write: Callable[[Sample], None]) -> None:
+    import asyncio
+
     from .runner import _error_sample
 
-    for st, p, seed in items:
-        try:
-            if st.kind == "planner_search":
-                s = await _planner_search(cfg, st, p, seed, settings=settings, pool=pool, store=store)
-            else:
-                s = await _agent(cfg, st, p, seed, settings=settings, pool=pool, store=store)
-        except ComfyGenError as e:
-            log.warning("%s failed on %s: %s", st.name, p.id, e)
-            s = _error_sample(st.name, p, seed, e)
-        write(s)
+    sem = asyncio.Semaphore(max(1, cfg.concurrency or 2))
+
+    async def one(st: Strategy, p: Prompt, seed: int) -> None:
+        async with sem:
+            try:
+                if st.kind == "planner_search":
+                    s = await _planner_search(cfg, st, p, seed, settings=settings, pool=pool, store=store)
+                else:
+                    s = await _agent(cfg, st, p, seed, settings=settings, pool=pool, store=store)
+            except ComfyGenError as e:
+                log.warning("%s failed on %s: %s", st.name, p.id, e)
+                s = _error_sample(st.name, p, seed, e)
+            write(s)
+
+    await asyncio.gather(*(one(st, p, seed) for st, p, seed in items))
 
 
 async def _planner_search(cfg: Any, st: Strategy, p: Prompt, seed: int, *, settings: Any, pool: Any,
@@ -59,7 +66,7 @@ async def _planner_search(cfg: Any, st: Strategy, p: Prompt, seed: int, *, setti
     spec = st.spec.search
     assert spec is not None
     choice = st.choose(p)
-    if not hasattr(st, "_verifiers"):
+    if not hasattr(st, "_verifiers"):  # built once per strategy (the first caller builds it; no await inside)
         st._verifiers = VerifierSet(build_verifiers(spec.verifiers, settings, tiny=cfg.tiny_scorers))  # type: ignore[attr-defined]
     size = {k: v for k, v in (("width", cfg.width), ("height", cfg.height)) if v}
     scfg = SearchConfig(algorithm="random" if spec.mode == "random" else "zero-order", candidates=spec.candidates,

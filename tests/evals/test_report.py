@@ -64,3 +64,25 @@ def test_later_sample_lines_replace_earlier_ones(run_dir):
     res = json.loads((run_dir / "results.json").read_text())
     wins = {(w["a"], w["b"]): w for w in res["win_rates"]}
     assert wins[("base", "ft")]["wins"] == 1  # p0 now goes to base
+
+
+def test_scoring_skips_images_that_are_gone(tmp_path):
+    from types import SimpleNamespace
+
+    from comfygen.evals.scoring import score_samples
+
+    img = tmp_path / "a.png"
+    Image.new("RGB", (8, 8)).save(img)
+    samples = [Sample(strategy="a", prompt_id="p0", prompt="x", image=str(img)),
+               Sample(strategy="a", prompt_id="p1", prompt="y", image=str(tmp_path / "gone.png"))]
+
+    class Const:
+        def score(self, images, prompts):
+            import torch
+            return torch.ones(len(images))
+
+    written = []
+    cfg = SimpleNamespace(scorers=["c"], tiny_scorers=True, geneval=None)
+    n = score_samples(samples, cfg, {}, settings=None, store=None, write=written.append, scorer_factory=lambda n: Const())
+    assert n == 1 and written[0].prompt_id == "p0" and written[0].scores == {"c": 1.0}
+    assert samples[1].scores == {}
