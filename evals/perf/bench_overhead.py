@@ -222,9 +222,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(prog=COMMAND, description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=200, help="measured iterations per method")
     ap.add_argument("--warmup", type=int, default=10)
+    ap.add_argument("--quick", action="store_true", help="50 iterations (what `comfygen bench` runs)")
+    ap.add_argument("--full", action="store_true", help="the default 200 iterations")
     ap.add_argument("--url", default=os.environ.get("COMFYUI_URL"), help="real ComfyUI (default: $COMFYUI_URL, "
                                                                          "else a fake one in a subprocess)")
     args = ap.parse_args(argv)
+    if args.quick:
+        args.n, args.warmup = 50, 5
     proc = None
     url = args.url
     if not url:
@@ -238,7 +242,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             proc.kill()
             proc.wait()
     figures["kind"] = "real" if args.url else "fake (zero-compute)"
-    command = COMMAND + (f" --n {args.n}" if args.n != 200 else "") + (f" --url {args.url}" if args.url else "")
+    command = COMMAND + (" --quick" if args.quick else f" --n {args.n}" if args.n != 200 else "") \
+        + (f" --url {args.url}" if args.url else "")
     figures["command"] = command
     _print(figures, command)
     return figures
