@@ -94,7 +94,8 @@ class ProgressTracker:
             s.steps_done = s.steps_total
         else:
             return
-        await self.emit()
+        stage_change = kind in ("Queued", "queued", "Started", "execution_start", "Finished", "execution_success")
+        await self.emit(s.describe() if stage_change else None)
 
     async def emit(self, message: str | None = None) -> None:
         if self.report is None:
