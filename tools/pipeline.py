@@ -174,8 +174,10 @@ async def run_flow(flow: Flow, prompt: str, *, negative: str | None = None, seed
 def _client_for(url: str, settings: Any) -> Any:
     from .comfy.client import ComfyClient
 
+    # ComfyUI sends a prompt's progress only to the client that submitted it: a resuming client hears
+    # nothing on its websocket and learns the end from /history, so it checks that every second.
     return ComfyClient(url, connect_timeout=getattr(settings, "connect_timeout_s", 5.0),
-                       read_timeout=getattr(settings, "read_timeout_s", 60.0))
+                       read_timeout=getattr(settings, "read_timeout_s", 60.0), idle_check_s=1.0)
 
 
 async def _locate(rec: RunRecord, urls: Sequence[str], settings: Any) -> str | None:
@@ -215,12 +217,9 @@ async def resume_run(run: RunRecord | str, *, pool: Any = None, store: RunStore,
     store.mark_running(rec.id, endpoint=url)
 
     async def execute() -> RunRecord:
-        wait_s = deadline_s or settings.run_deadline_s
-        if pool is not None and url in getattr(pool, "urls", []):
-            out = await pool.wait(url, rec.comfy_prompt_id, on_event=on_event, deadline_s=wait_s)
-        else:
-            async with _client_for(url, settings) as client:
-                out = await client.wait(rec.comfy_prompt_id, on_event=on_event, deadline_s=wait_s)
+        async with _client_for(url, settings) as client:
+            out = await client.wait(str(rec.comfy_prompt_id), on_event=on_event,
+                                    deadline_s=deadline_s or settings.run_deadline_s)
         files = await _save_outputs(rec, out, settings, ())
         timings = _timings(out, rec)
         timings.saved = time.time()
