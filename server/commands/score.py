@@ -60,7 +60,10 @@ def register(app: typer.Typer) -> None:
         from ...tools.settings import get_settings
 
         settings = get_settings()
-        ens = Ensemble(build_scorers(_names(scorers), settings, tiny=tiny, device=device), weights=_weights(weight),
+        from ...tools.scoring.config import load_config
+
+        weights = {**(load_config().ensemble_weights or {}), **_weights(weight)}
+        ens = Ensemble(build_scorers(_names(scorers), settings, tiny=tiny, device=device), weights=weights,
                        settings=settings)
         if run:
             from ...tools.scoring.runs import score_run

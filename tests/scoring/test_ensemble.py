@@ -141,3 +141,9 @@ def test_corrupt_calibration_file_falls_back_to_defaults(tmp_path):
 def test_scorer_stats_rejects_zero_spread():
     with pytest.raises(ValueError):
         ScorerStats(mean=0, std=0, source="x")
+
+
+def test_weights_from_environment(monkeypatch):
+    monkeypatch.setenv("COMFYGEN_ENSEMBLE_WEIGHTS", '{"clipscore": 2.0}')
+    ens = Ensemble.from_settings(Settings(), ["clipscore", "hps"], tiny=True)
+    assert ens.weights == {"clipscore": 2.0, "hpsv21": 1.0}
