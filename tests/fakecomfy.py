@@ -97,6 +97,7 @@ class FakeComfyUI(ExecutionMixin):
         self._sockets: dict[str, list[tuple[web.WebSocketResponse, dict[str, Any]]]] = {}
         self._cache: dict[str, tuple[str, tuple, Any]] = {}
         self._interrupt: str | None = None
+        self._interrupted_evt: asyncio.Event | None = None
         self._http_fail: list[list[Any]] = []  # [path, status, times]
         self._drops: list[list[Any]] = []  # [path, times, after]
         self._counters: dict[tuple[str, str], int] = {}
@@ -177,6 +178,7 @@ class FakeComfyUI(ExecutionMixin):
         self._port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self.url = f"http://{self.host}:{self._port}"
         self._wake = asyncio.Event()
+        self._interrupted_evt = asyncio.Event()
         self._worker = asyncio.create_task(self._work())
         self._loop = asyncio.get_running_loop()
         self.alive = True
@@ -393,6 +395,8 @@ class FakeComfyUI(ExecutionMixin):
         target = body.get("prompt_id") if isinstance(body, dict) else None
         if self.running is not None and (target is None or target == self.running[1]):
             self._interrupt = self.running[1]
+            assert self._interrupted_evt is not None
+            self._interrupted_evt.set()
         return web.Response(status=200)
 
     async def _view(self, request: web.Request) -> web.StreamResponse:

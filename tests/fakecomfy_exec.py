@@ -48,6 +48,8 @@ class ExecutionMixin:
             finally:
                 self.running = None
                 self._interrupt = None
+                assert self._interrupted_evt is not None
+                self._interrupted_evt.clear()
 
     def _matches(self, key: str, nid: str, cls: str) -> bool:
         v = self.fail.get(key)
@@ -111,7 +113,7 @@ class ExecutionMixin:
                     status = ("error", False)
                     break
                 if self.node_time:
-                    await asyncio.sleep(self.node_time)
+                    await self._pause(self.node_time)
                 if self._matches("execution_error", nid, cls):
                     raise eng.ExecutionFailure("fake failure injected by the test", "RuntimeError")
                 result, ui = await self._call(nid, cls, inputs, pid, prompt, extra)
@@ -154,13 +156,21 @@ class ExecutionMixin:
         await send_hist("execution_interrupted", {"prompt_id": pid, "node_id": nid, "node_type": cls,
                                                   "executed": list(executed), "timestamp": _now_ms()})
 
+    async def _pause(self, seconds: float) -> None:
+        """Sleep, cut short by an interrupt (the step still ends without its progress message, as in ComfyUI)."""
+        if not seconds:
+            await asyncio.sleep(0)
+            return
+        assert self._interrupted_evt is not None
+        try:
+            await asyncio.wait_for(self._interrupted_evt.wait(), seconds)
+        except asyncio.TimeoutError:
+            pass
+
     async def _steps(self, pid: str, nid: str, cls: str, steps: int, sid: str | None) -> bool:
         """Sampler steps with progress (+ previews); True when interrupted."""
         for i in range(1, steps + 1):
-            if self.step_time:
-                await asyncio.sleep(self.step_time)
-            else:
-                await asyncio.sleep(0)
+            await self._pause(self.step_time)
             if self._interrupt == pid:
                 return True
             preview = self._preview_jpeg(i) if self.previews and sid is not None else None
