@@ -99,7 +99,7 @@ def read_png_text(source: bytes | Path | str) -> dict[str, str]:
             out[k.decode("latin-1")] = zlib.decompress(rest[1:]).decode("latin-1")
         elif ctype == b"iTXt":
             k, rest = body.split(b"\0", 1)
-            flag, _method = rest[0], rest[1]
+            flag = rest[0]  # rest[1] is the compression method (0 = zlib, the only one)
             _lang, rest = rest[2:].split(b"\0", 1)
             _tkey, value = rest.split(b"\0", 1)
             out[k.decode("latin-1")] = (zlib.decompress(value) if flag else value).decode("utf-8")

@@ -124,7 +124,6 @@ def test_sigkill_mid_write_leaves_whole_files_and_consistent_db(tmp_path):
     blob_path = tmp_path / "blob.png"
     big = Image.effect_noise((1400, 1400), 90).convert("RGB")
     save_png_atomic(big, blob_path)
-    blob = blob_path.read_bytes()
     out, db = tmp_path / "outputs", tmp_path / "runs.sqlite"
     out.mkdir()
     RunStore(db).close()
