@@ -139,7 +139,9 @@ async def run_flow(flow: Flow, prompt: str, *, negative: str | None = None, seed
         graph = set_batch(graph, flow, batch)
     if rewrite is not None:
         graph = rewrite(graph)
-    guard(graph, settings)
+    # Packs the flow declares are allowed for it (library and imported flows say what they need).
+    packs = [r.name for r in flow.requires if r.kind == "node_pack"]
+    guard(graph, settings, allowed_packs=packs, schema=(await pool.object_info()) if packs else None)
     if accelerate != "none":
         schema = await pool.object_info()
         plan = plan_acceleration(graph, accelerate, schema=schema, family=flow.family, options=accel_options)

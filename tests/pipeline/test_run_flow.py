@@ -183,3 +183,20 @@ async def test_run_many_across_two_endpoints_with_reuse(flow, settings, store):
     assert all(r.reused for r in again)
     assert [r.record.id for r in again] == [r.record.id for r in results[:6]]
     assert store.count() == 6
+
+
+async def test_flow_declared_pack_is_allowed(flow, settings, store):
+    from comfygen.flow_library.model import Requirement
+    from comfygen.flow_library.schema import NodeSchema
+
+    g = dict(flow.graph)
+    g["40"] = {"class_type": "PrunaCompileModel", "inputs": {"model": ["10", 0], "compiler": "torch_compile"}}
+    g["3"] = {**g["3"], "inputs": {**g["3"]["inputs"], "model": ["40", 0]}}
+    plain = flow.model_copy(update={"graph": g})
+    declared = plain.model_copy(update={"requires": [Requirement(kind="node_pack", name="ComfyUI_pruna")]})
+    pruna = NodeSchema.bundled().with_packs(["ComfyUI_pruna"]).info
+    async with FakeComfyUI(object_info=pruna) as fake, EndpointPool([fake.url]) as pool:
+        with pytest.raises(GuardError):
+            await run_flow(plain, "x", seed=1, pool=pool, store=store, settings=settings)
+        rec = await run_flow(declared, "x", seed=1, pool=pool, store=store, settings=settings)
+    assert rec.status == "succeeded"

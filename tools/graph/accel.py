@@ -23,8 +23,9 @@ pruna_pro fails at run time with "requires pruna_pro".
 
 ``auto`` picks per flow: nothing for few-step flows (turbo, lightning, LCM, hyper: <= 10 steps, where
 skipping steps costs quality and a compile's warm-up is not paid back) and for families Pruna and the
-core cachers do not target (Stable Cascade, DeepFloyd); otherwise caching (Pruna auto caching, else
-EasyCache, else LazyCache), and compilation when no cacher is installed.
+core cachers do not target (Stable Cascade, DeepFloyd); otherwise caching (Pruna auto caching for the
+Stable Diffusion UNet families and Flux, which Pruna's nodes are made for; else EasyCache, else
+LazyCache), and compilation when no cacher is installed.
 
 Where the node goes: on every MODEL link that feeds a sampler or guider (a node whose outputs include
 LATENT or GUIDER), after loaders, LoRAs and model patches (FreeU, PAG, ModelSampling*...). Caching
@@ -72,6 +73,10 @@ ACCEL_CLASSES = frozenset([c for c, _ in PRUNA_NODES.values()] + [c for v in COR
 
 FEW_STEPS = 10
 NO_AUTO_FAMILIES = {Family.CASCADE, Family.DEEPFLOYD, Family.EXTERNAL}
+# Pruna's ComfyUI nodes are made and benchmarked for Stable Diffusion UNets and Flux; `auto` uses them
+# only there (an explicit mode still inserts them on any family).
+PRUNA_FAMILIES = {Family.SD15, Family.SD21, Family.SDXL, Family.SDXL_REFINER, Family.SSD1B, Family.PLAYGROUND,
+                  Family.FLUX}
 _SINK_OUTPUTS = {"LATENT", "GUIDER"}
 
 
@@ -97,9 +102,10 @@ def _install_hint(mode: str) -> str:
             f"or update ComfyUI to a version with {core}; or use --accelerate none")
 
 
-def _choose(mode: str, schema: Schema) -> tuple[str, dict[str, Any], Literal["pruna", "core"]] | None:
+def _choose(mode: str, schema: Schema, *, pruna: bool = True) -> tuple[str, dict[str, Any],
+                                                                       Literal["pruna", "core"]] | None:
     cls, inputs = PRUNA_NODES[mode]
-    if _available(schema, cls):
+    if pruna and _available(schema, cls):
         return cls, dict(inputs), "pruna"
     for cls, inputs in CORE_NODES[mode]:
         if _available(schema, cls):
@@ -149,7 +155,7 @@ def _plan_auto(graph: Graph, schema: Schema, family: Family | str | None, steps:
     if not _model_sources(graph, schema):
         return AccelPlan(mode="auto", resolved="none", reason="the graph has no diffusion model feeding a sampler")
     for mode in ("cache-auto", "compile"):
-        choice = _choose(mode, schema)
+        choice = _choose(mode, schema, pruna=fam is None or fam in PRUNA_FAMILIES)
         if choice is not None:
             cls, inputs, provider = choice
             return AccelPlan(mode="auto", resolved=mode, node_class=cls, provider=provider,
