@@ -265,7 +265,7 @@ class Scorer:
 
     def _apply_compile(self) -> None:
         for attr in self.modules():
-            setattr(self, attr, torch.compile(getattr(self, attr), dynamic=False))
+            setattr(self, attr, torch.compile(getattr(self, attr)))  # dynamic shapes after a 2nd batch size
 
     def smash(self, algorithms: Sequence[str] = ("torch_compile",)) -> Scorer:
         """Speed up the loaded modules with Pruna (``pip install pruna``); raises when it is not installed."""
