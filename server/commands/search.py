@@ -102,8 +102,8 @@ def search_cmd(
     config = SearchConfig(**cfg_args)
     names = _names(verifiers) or list(settings.scorers)
     console.print(f"loading verifiers: {', '.join(names)}")
-    vs = VerifierSet(build_verifiers(names, settings, tiny=tiny_verifiers), method=aggregation,  # type: ignore[arg-type]
-                     weights=_weights(weight))
+    vs = VerifierSet.for_scorers(build_verifiers(names, settings, tiny=tiny_verifiers), settings,
+                                 method=aggregation, weights=_weights(weight))  # type: ignore[arg-type]
     store = RunStore.from_settings(settings)
 
     async def go() -> Any:

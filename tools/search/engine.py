@@ -15,6 +15,7 @@ stop after ``patience`` batches/rounds without a new best.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import math
@@ -225,38 +226,40 @@ def random_specs(cfg: SearchConfig) -> list[list[NoiseSpec]]:
 
 async def random_search(prompt: str, *, generate: GenerateFn, verifiers: VerifierSet, config: SearchConfig,
                         on_progress: Callable[[SearchProgress], Any] | None = None) -> SearchResult:
-    """Best of N seeded noises; generation of the next batch overlaps scoring of the previous one."""
+    """Best of N seeded noises. The next batch is submitted as soon as one comes back, so ComfyUI never
+    waits for the verifiers: scoring batch j overlaps generating batch j+1."""
     st = _State(config, prompt, verifiers, generate, on_progress)
     rounds: list[RoundInfo] = []
-    pending: asyncio.Task | None = None
-    pending_meta: tuple[int, list[Generated]] | None = None
-
-    async def settle() -> None:
-        nonlocal pending, pending_meta
-        if pending is None or pending_meta is None:
-            return
-        raws = await pending
-        j, gens = pending_meta
-        new = st.add(gens, raws, j, ["random"] * len(gens), [None] * len(gens))
-        rounds.append(RoundInfo(round=j, generated=[c.id for c in new], best_so_far=st.best_id))
-        st.end_round()
-        pending, pending_meta = None, None
-        await st.progress(j)
-
+    batches = random_specs(config)
+    next_gen: asyncio.Task | None = None
     try:
-        for j, specs in enumerate(random_specs(config)):
-            if st.patience_hit():
+        if batches:
+            next_gen = asyncio.create_task(st.run_batch(batches[0], "seeded"))
+        for j in range(len(batches)):
+            assert next_gen is not None
+            gens = await next_gen
+            next_gen = None
+            if gens is None:  # wall time
                 break
-            gens = await st.run_batch(specs, "seeded")
-            if gens is None:
+            if j + 1 < len(batches) and not st.patience_hit():
+                next_gen = asyncio.create_task(st.run_batch(batches[j + 1], "seeded"))
+            raws = await st.score(gens)
+            new = st.add(gens, raws, j, ["random"] * len(gens), [None] * len(gens))
+            rounds.append(RoundInfo(round=j, generated=[c.id for c in new], best_so_far=st.best_id))
+            st.end_round()
+            await st.progress(j)
+            if next_gen is not None and st.patience_hit():
+                next_gen.cancel()  # interrupts the prompt on the server
+                with contextlib.suppress(asyncio.CancelledError):
+                    await next_gen
+                next_gen = None
+            if next_gen is None:
                 break
-            await settle()
-            pending = asyncio.create_task(st.score(gens))
-            pending_meta = (j, gens)
-        await settle()
     finally:
-        if pending is not None and not pending.done():
-            pending.cancel()
+        if next_gen is not None and not next_gen.done():
+            next_gen.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await next_gen
     return st.result("seeded", rounds)
 
 

@@ -3,8 +3,10 @@
 A verifier is any object with ``name`` and ``score(images, prompts) -> tensor/sequence [N]`` (the
 ``Scorer`` interface of ``comfygen.tools.scoring``). Aggregation over a set of candidates:
 
-* ``ensemble``: standardized weighted sum: each scorer's raw scores are z-scored over the set, then
-  combined with the weights (equal by default), so scorers on different scales weigh what they are given.
+* ``ensemble``: standardized weighted sum, as ``comfygen.tools.scoring.Ensemble`` combines: each scorer's
+  raw score is z-scored with its reference statistics (shipped priors or the user's calibration) when
+  given, else over the candidate set, then combined with the weights (the ensemble's defaults for known
+  scorers, 1 otherwise), so scorers on different scales weigh what they are given.
 * ``mean_rank``: the seed extension's method: rank candidates per scorer (1 = best, ties by order),
   average the ranks; returned negated so that higher is better everywhere.
 """
@@ -30,8 +32,12 @@ class Verifier(Protocol):
 
 
 def aggregate(raw: Mapping[str, Sequence[float]], method: Aggregation = "ensemble",
-              weights: Mapping[str, float] | None = None) -> list[float]:
-    """One total per candidate (higher is better) from per-scorer raw scores over the same candidates."""
+              weights: Mapping[str, float] | None = None,
+              stats: Mapping[str, tuple[float, float]] | None = None) -> list[float]:
+    """One total per candidate (higher is better) from per-scorer raw scores over the same candidates.
+
+    ``stats``: scorer -> (mean, std) reference statistics; scorers without them are standardized over
+    the candidates."""
     names = list(raw)
     if not names:
         raise ScoringError("no verifier scores to aggregate", hint="pass at least one verifier")
@@ -54,8 +60,11 @@ def aggregate(raw: Mapping[str, Sequence[float]], method: Aggregation = "ensembl
     totals = [0.0] * n
     for k in names:
         vals = [_finite(v) for v in raw[k]]
-        mean = sum(vals) / n
-        std = math.sqrt(sum((v - mean) ** 2 for v in vals) / n)
+        if stats and k in stats:
+            mean, std = stats[k]
+        else:
+            mean = sum(vals) / n
+            std = math.sqrt(sum((v - mean) ** 2 for v in vals) / n)
         for i, v in enumerate(vals):
             totals[i] += w[k] / wsum * ((v - mean) / std if std > 1e-12 else 0.0)
     return totals
@@ -69,12 +78,14 @@ class VerifierSet:
     """The chosen verifiers, scored one batch at a time (thread-safe: one batch scores at a time)."""
 
     def __init__(self, verifiers: Sequence[Verifier], *, method: Aggregation = "ensemble",
-                 weights: Mapping[str, float] | None = None, batch_size: int | None = None):
+                 weights: Mapping[str, float] | None = None, batch_size: int | None = None,
+                 stats: Mapping[str, tuple[float, float]] | None = None):
         if not verifiers:
             raise ScoringError("noise search needs at least one verifier", hint="pass --verifiers, e.g. clipscore")
         self.verifiers = list(verifiers)
         self.method: Aggregation = method
         self.weights = dict(weights or {})
+        self.stats = dict(stats or {})
         self.batch_size = batch_size
         self._lock = threading.Lock()
 
@@ -99,7 +110,19 @@ class VerifierSet:
         return out
 
     def totals(self, raws: Sequence[Mapping[str, float]]) -> list[float]:
-        return aggregate({k: [r[k] for r in raws] for k in self.names}, self.method, self.weights)
+        return aggregate({k: [r[k] for r in raws] for k in self.names}, self.method, self.weights, self.stats)
+
+    @classmethod
+    def for_scorers(cls, verifiers: Sequence[Verifier], settings: Any = None, *, method: Aggregation = "ensemble",
+                    weights: Mapping[str, float] | None = None, batch_size: int | None = None) -> "VerifierSet":
+        """With the scoring ensemble's default weights and reference statistics (shipped or calibrated)."""
+        from ..scoring.ensemble import DEFAULT_WEIGHTS, load_reference_stats
+
+        ref = load_reference_stats(settings)
+        names = [v.name for v in verifiers]
+        w = {n: DEFAULT_WEIGHTS.get(n, 1.0) for n in names} | dict(weights or {})
+        stats = {n: (ref.scorers[n].mean, ref.scorers[n].std) for n in names if n in ref.scorers}
+        return cls(verifiers, method=method, weights=w, batch_size=batch_size, stats=stats)
 
 
 def build_verifiers(names: Sequence[str], settings: Any = None, *, tiny: bool = False) -> list[Verifier]:
