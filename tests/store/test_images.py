@@ -153,3 +153,16 @@ def test_sigkill_mid_write_leaves_whole_files_and_consistent_db(tmp_path):
                 assert r.status == "interrupted" and r.resumable == (r.comfy_prompt_id is not None)
             for r in store.list(status="succeeded", limit=None):
                 assert Path(r.outputs[0].path).name == "img.png"
+
+
+from hypothesis import given, settings as hsettings, strategies as st  # noqa: E402
+
+
+@hsettings(max_examples=60, deadline=None)
+@given(prompt=st.text(max_size=300), key=st.sampled_from(["comfygen", "prompt", "x"]))
+def test_provenance_roundtrips_any_text(prompt, key):
+    data = add_png_text(_png(size=(4, 4)), {key: {"prompt": prompt, "seed": 2**64 - 1}})
+    assert json.loads(read_png_text(data)[key]) == {"prompt": prompt, "seed": 2**64 - 1}
+    with Image.open(io.BytesIO(data)) as im:
+        im.load()
+        assert json.loads(im.text[key])["prompt"] == prompt
