@@ -119,7 +119,7 @@ def rows(results: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
     return out
 
 
-def markdown(results: list[dict[str, Any]], info: dict[str, Any], command: str) -> str:
+def markdown(results: list[dict[str, Any]], info: dict[str, Any], command: str, note: str | None = None) -> str:
     when = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = ["# Performance", "",
              "Latest figures of every benchmark in `evals/perf/` (each module prints its own figures and the command",
@@ -127,16 +127,22 @@ def markdown(results: list[dict[str, Any]], info: dict[str, Any], command: str) 
              "against the fake ComfyUI measure comfygen's own overhead, not image generation.", "",
              f"Run {when} with `{command}`.", "",
              f"Machine: {info.get('cpu') or '?'} ({info.get('cpu_count')} logical CPUs), GPU: {info.get('gpu') or 'none'}, "
-             f"Python {info.get('python')}, torch {info.get('torch', '?')}, {info.get('platform')}.", "",
-             "| benchmark | figure | value |", "|---|---|---|"]
-    for name, k, v in rows(results):
-        lines.append(f"| {name} | {k} | {v.replace('|', '/')} |")
-    lines.append("")
-    lines.append("| benchmark | args | wall s | status |")
-    lines.append("|---|---|---|---|")
+             f"Python {info.get('python')}, torch {info.get('torch', '?')}, {info.get('platform')}.", ""]
+    if note:
+        lines += [note, ""]
+    lines += ["| benchmark | args | wall s | status |", "|---|---|---|---|"]
     for r in results:
         lines.append(f"| {r['name']} | {' '.join(r['argv']) or '-'} | {r['wall_s']:.1f} | "
                      f"{'ok' if r['ok'] else 'error: ' + r['error'].replace('|', '/')[:120]} |")
+    for r in results:
+        lines += ["", f"## {r['name']}", "",
+                  f"`python -m comfygen.evals.perf.{r['name']} {' '.join(r['argv'])}`".replace(" `", "`"), ""]
+        if not r["ok"]:
+            lines.append(f"Failed: {r['error']}")
+            continue
+        lines += ["| figure | value |", "|---|---|"]
+        for _, k, v in rows([r]):
+            lines.append(f"| {k} | {v.replace('|', '/')} |")
     return "\n".join(lines) + "\n"
 
 
@@ -180,6 +186,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--json", default=None, help="write every figure here")
     ap.add_argument("--markdown", default=None, help="write a markdown table here")
     ap.add_argument("--list", action="store_true", help="list the benchmarks and exit")
+    ap.add_argument("--note", default=None, help="a line for the markdown file (e.g. how loaded the machine was)")
     args = ap.parse_args(argv)
     if args.list:
         for n in discover():
@@ -192,6 +199,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
     if args.markdown:
-        Path(args.markdown).write_text(markdown(report["results"], report["machine"], cmd), encoding="utf-8")
+        Path(args.markdown).write_text(markdown(report["results"], report["machine"], cmd, args.note), encoding="utf-8")
     print(f"reproduce: {cmd}")
     return report

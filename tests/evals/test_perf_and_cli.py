@@ -41,7 +41,8 @@ def test_run_one_collects_figures_and_passes_quick(bench_modules):
     bad = perf.run_one("fakebench.bad", timeout=60)
     assert not bad["ok"] and "no GPU here" in bad["error"]
     md = perf.markdown([r, bad], perf.machine(), "python -m comfygen.evals.perf")
-    assert "| fakebench.good | latency_ms.p50 | 1.25 |" in md and "error: " in md and "Machine:" in md
+    assert "## fakebench.good" in md and "| latency_ms.p50 | 1.25 |" in md
+    assert "error: " in md and "Machine:" in md and "no GPU here" in md
 
 
 def test_discover_lists_only_bench_modules():
