@@ -7,8 +7,8 @@ never dies on a tool call.
 
 from __future__ import annotations
 
+import base64
 import functools
-import json
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -103,8 +103,6 @@ def with_image(out: RunOut, *, max_side: int = 512, max_bytes: int = 300_000) ->
             from ..tools.images import thumbnail
 
             data, mime = thumbnail(out.image_path, max_side=max_side, max_bytes=max_bytes)
-            import base64
-
             content.append(ImageContent(data=base64.b64encode(data).decode(), mime_type=mime))
         except (OSError, ValueError, ComfyGenError) as e:
             logger.warning("no thumbnail for %s: %s", out.image_path, e)
@@ -249,7 +247,3 @@ def register_search(mcp: MCPServer) -> None:
         logger.info("noise_search not available: %s", e)
         return
     register(mcp)
-
-
-def dumps(model: Any) -> str:
-    return json.dumps(model.model_dump(mode="json"), indent=1)

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ...flow_library.model import Flow
-from ..errors import ComfyGenError
 from .models import CandidateOut, RunOut, ScoresOut
 from .progress import ProgressTracker, ReportFn
 
@@ -220,4 +219,4 @@ def record_to_out(record: Any, *, why_flow: str | None = None, totals: list[floa
         seconds=seconds, error=error)
 
 
-__all__ = ["DEFAULT_WAIT_S", "Job", "RunJobs", "record_to_out", "ComfyGenError"]
+__all__ = ["DEFAULT_WAIT_S", "Job", "RunJobs", "record_to_out", "stored_scores"]
