@@ -176,6 +176,7 @@ async def test_comfyui_status_lists_endpoints_and_runnable_flows(server, comfy):
     s = r.structured_content
     assert s["configured"] and s["endpoints"][0]["url"] == comfy.url and s["endpoints"][0]["healthy"]
     assert "sd15-base" in s["runnable"] and s["runnable_count"] >= len(s["runnable"])
+    assert "v1-5-pruned-emaonly.safetensors" in s["models"]["checkpoints"]
 
 
 async def test_cancelling_generate_interrupts_comfyui_and_records_the_run(tmp_path):
@@ -278,3 +279,31 @@ async def test_noise_search_returns_the_best_candidate_with_best_so_far_progress
     assert best["image_path"] and best["scores"]["per_scorer"]["brightness"] >= 0
     assert any(isinstance(b, ImageContent) for b in r.content)
     assert progress and progress[-1][0] == 4 and "best so far" in progress[-1][2]
+
+
+async def test_get_run_finishes_a_run_an_earlier_server_process_left_running(tmp_path):
+    """The server that started the run died mid-run: a new server's get_run follows the prompt on ComfyUI,
+    saves the image, scores it and returns it."""
+    from fakecomfy import FakeComfyUI
+    from mcp_helpers import library_models, pixel_scorers, shared_library
+
+    from comfygen.flow_library.render import render
+    from comfygen.tools.comfy.client import ComfyClient
+    from comfygen.tools.store import RunStore
+
+    async with FakeComfyUI(models=library_models(), steps=10, step_time=0.02) as fake:
+        settings = Settings(home=tmp_path, comfyui_urls=[fake.url])
+        graph = render(shared_library().get("sd15-base"), "an orphaned lighthouse", seed=4, width=64, height=64)
+        store = RunStore(settings.store_path)
+        rec = store.create(prompt="an orphaned lighthouse", flow_id="sd15-base", graph=graph, seed=4,
+                           endpoint=fake.url, comfy_prompt_id="a1b2c3d4-0000-4000-8000-000000000001")
+        async with ComfyClient(fake.url) as client:  # what the dead process had submitted
+            await client.submit(graph, prompt_id=rec.comfy_prompt_id)
+        store.mark_running(rec.id, endpoint=fake.url)
+        server = build_server(settings, scorer_factory=pixel_scorers, library=shared_library())
+        async with Client(server) as c:
+            r = await c.call_tool("get_run", {"run_id": rec.id, "wait_s": 30})
+    out = r.structured_content
+    assert not r.is_error and out["status"] == "succeeded" and out["image_path"]
+    assert out["scores"]["total"] is not None
+    assert any(isinstance(b, ImageContent) for b in r.content)

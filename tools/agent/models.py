@@ -129,6 +129,8 @@ class StatusOut(BaseModel):
     runnable: list[str] = Field(description="Flow ids whose models are all installed (first 50).")
     runnable_count: int
     mappable_count: int = Field(0, description="Flows that can run after mapping to similar installed models.")
+    models: dict[str, list[str]] = Field(default_factory=dict, description="Installed model files per folder "
+                                                                           "(first 30 per folder, all endpoints).")
     missing_count: int = Field(0, description="Flows that lack model files here.")
     hint: str | None = None
 

@@ -357,7 +357,9 @@ class ComfyGen:
                     counts["missing"] += 1
         healthy = any(e.healthy for e in endpoints)
         hint = None if healthy else "no ComfyUI endpoint answers: start ComfyUI or fix COMFYGEN_COMFYUI_URLS"
+        models = {folder: names[:30] for folder, names in sorted((self._installed or {}).items()) if names}
         return StatusOut(configured=True, endpoints=endpoints, flows_total=len(flows), runnable=counts["runnable"][:50],
+                         models=models,
                          runnable_count=len(counts["runnable"]), mappable_count=counts["mappable"],
                          missing_count=counts["missing"], hint=hint)
 
