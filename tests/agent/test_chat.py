@@ -35,7 +35,7 @@ def fake_llm():
 
 
 def cli(args):
-    if not any(c.name == "chat" for c in app.registered_commands):
+    if not any((c.name or c.callback.__name__) == "chat" for c in app.registered_commands):
         register_all(app)
     return CliRunner().invoke(app, args)
 

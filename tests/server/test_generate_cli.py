@@ -15,7 +15,7 @@ from comfygen.server.commands import register_all
 
 
 def cli(args, **kw):
-    if not any(c.name == "generate" for c in app.registered_commands):
+    if not any((c.name or c.callback.__name__) == "generate" for c in app.registered_commands):
         register_all(app)
     return CliRunner().invoke(app, args, **kw)
 
