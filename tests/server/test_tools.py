@@ -307,3 +307,23 @@ async def test_get_run_finishes_a_run_an_earlier_server_process_left_running(tmp
     assert not r.is_error and out["status"] == "succeeded" and out["image_path"]
     assert out["scores"]["total"] is not None
     assert any(isinstance(b, ImageContent) for b in r.content)
+
+
+async def test_clients_on_the_older_handshake_protocol_get_progress_images_and_sampling(server):
+    """Claude Desktop and most clients today speak the initialize-handshake protocol (2025-xx)."""
+    progress = []
+
+    async def on_progress(p, total, message):
+        progress.append(p)
+
+    async def sampling(context, params):
+        return CreateMessageResult(role="assistant", model="m", content=TextContent(text='{"flow_ids": ["sd15-base"]}'))
+
+    async with Client(server, mode="legacy", sampling_callback=sampling) as c:
+        assert not c.protocol_version.startswith("2026")
+        gen = await c.call_tool("generate", {"prompt": "a kite", "flow_id": "sd15-base", "size": "64x64"},
+                                progress_callback=on_progress)
+        llm = await c.call_tool("suggest_flows", {"prompt": "a kite", "mode": "llm", "k": 1})
+    assert gen.structured_content["status"] == "succeeded" and any(isinstance(b, ImageContent) for b in gen.content)
+    assert progress and progress == sorted(progress)
+    assert llm.structured_content["mode"] == "llm" and llm.structured_content["flows"][0]["flow_id"] == "sd15-base"
