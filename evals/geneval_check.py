@@ -139,17 +139,17 @@ def check(data_dir: str | Path | None = None) -> dict[str, Any]:
             rule = sum(v[0] for v in votes) * 2 > len(votes)
             fit = sum(v[1] for v in votes) * 2 > len(votes)
             images[system][img] = rule
-            for key in (m["tag"], "all"):
+            for key in (m["tag"], "all", f"system:{system}"):
                 per_image[key][0].append(rule)
                 per_image[key][1].append(fit)
                 unanimous[key].append(len({v[0] for v in votes}) == 1)
             table_rows.append((system, m["tag"], rule))
-    order = [t for t, _ in TASKS] + ["all"]
+    order = [t for t, _ in TASKS] + ["all"] + [f"system:{x}" for x in SYSTEMS]
     return {
         "source": "djghosh13/geneval@af4902f2 annotations (MTurk, 5 raters per image)",
         "skipped_rows": skipped,
         "per_image_majority": {k: _agreement(*per_image[k]) for k in order if k in per_image},
-        "per_rating": {k: _agreement(*per_rating[k]) for k in order if k in per_rating},
+        "per_rating": {k: _agreement(*per_rating[k]) for k in order if k in per_rating},  # one row per rater answer
         "rule_unanimity": {k: float(np.mean(unanimous[k])) for k in order if k in unanimous},
         "human_geneval_table": geneval_table(table_rows),
         "not_checked": ["detector boxes and scores", "score thresholds (0.3 / 0.9 counting)", "NMS",
