@@ -4,7 +4,8 @@ Models have random weights (no download): by default the tiny configs of ``build
 (what tests and CPU smoke runs use); with ``--real-size`` the real architectures (ImageReward's BLIP
 ViT-L/16 + BERT-base, ViT-H-14 for HPS v2.1 and PickScore, ViT-L/14 for the aesthetic head and CLIPScore),
 meant for a GPU (fp16 there). Each figure is the median of ``--repeat`` timed passes after one warm-up
-pass; preprocessing (PIL resize, tokenization) is included, as in real use. ``--compile`` adds a
+pass; preprocessing (PIL resize, tokenization) is included, as in real use. Besides wall-clock images/s it
+reports images per CPU-second of this process, which stays meaningful on a shared, loaded machine. ``--compile`` adds a
 torch.compile run (its one-off compile time is reported separately).
 
     python -m comfygen.evals.perf.bench_scoring [--n 16] [--batch-size 8] [--size 256] [--compile]
@@ -90,25 +91,31 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _time(fn, device: torch.device, repeat: int) -> float:
+def _time(fn, device: torch.device, repeat: int) -> tuple[float, float]:
+    """Median wall seconds and median CPU seconds of this process (the latter is robust to other load)."""
     fn()  # warm-up
     _sync(device)
-    times = []
+    wall, cpu = [], []
     for _ in range(repeat):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         fn()
         _sync(device)
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+        wall.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
+    return statistics.median(wall), statistics.median(cpu)
 
 
 def bench_one(s: Scorer, imgs: list[Image.Image], prompts: list[str], batch_size: int, repeat: int) -> dict[str, Any]:
     s.batch_size = batch_size
-    batched = _time(lambda: s.score(imgs, prompts), s.device, repeat)
-    single = _time(lambda: [s.score([im], [p]) for im, p in zip(imgs, prompts, strict=True)], s.device, repeat)
+    batched, batched_cpu = _time(lambda: s.score(imgs, prompts), s.device, repeat)
+    single, single_cpu = _time(lambda: [s.score([im], [p]) for im, p in zip(imgs, prompts, strict=True)], s.device,
+                               repeat)
     n = len(imgs)
     return {"batched_img_s": round(n / batched, 2), "one_at_a_time_img_s": round(n / single, 2),
-            "speedup": round(single / batched, 2)}
+            "speedup": round(single / batched, 2),
+            "batched_img_per_cpu_s": round(n / max(batched_cpu, 1e-9), 2),
+            "one_at_a_time_img_per_cpu_s": round(n / max(single_cpu, 1e-9), 2),
+            "speedup_cpu_time": round(single_cpu / max(batched_cpu, 1e-9), 2)}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -164,12 +171,14 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"scoring throughput on {device} ({'real-size' if args.real_size else 'tiny'} random models), "
           f"n={args.n}, batch={args.batch_size}, {args.size}px, median of {args.repeat}, {result['threads']} threads, "
           f"load average {result['load_avg_1m']}")
-    head = f"{'scorer':<12}{'params':>12}{'batched img/s':>15}{'1-by-1 img/s':>14}{'speedup':>9}"
+    head = (f"{'scorer':<12}{'params':>12}{'batched img/s':>15}{'1-by-1 img/s':>14}{'speedup':>9}"
+            f"{'img/cpu-s b':>13}{'img/cpu-s 1':>13}{'speedup':>9}")
     if args.compile:
         head += f"{'compiled img/s':>16}{'gain':>7}{'compile s':>11}"
     print(head)
     for name, r in rows.items():
-        line = f"{name:<12}{r['params']:>12,}{r['batched_img_s']:>15}{r['one_at_a_time_img_s']:>14}{r['speedup']:>9}"
+        line = (f"{name:<12}{r['params']:>12,}{r['batched_img_s']:>15}{r['one_at_a_time_img_s']:>14}{r['speedup']:>9}"
+                f"{r['batched_img_per_cpu_s']:>13}{r['one_at_a_time_img_per_cpu_s']:>13}{r['speedup_cpu_time']:>9}")
         if args.compile:
             line += f"{r['compiled_batched_img_s']:>16}{r['compile_gain_batched']:>7}{r['compile_first_calls_s']:>11}"
         print(line)
