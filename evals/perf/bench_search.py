@@ -18,7 +18,9 @@ Where: ``fake`` (always): the fake ComfyUI (tests/fakecomfy.py, source checkout)
 with the exact noise executors and a *latency model* for the sampler: a prompt costs
 ``overhead + steps * step_s * (1 + c * (B - 1))`` seconds, ``c = 0.177`` fitted to a real CPU ComfyUI
 where one batch of 8 took 0.28x the time of 8 single runs (SD1.5 random weights, 64x64, 4 steps).
-Scorers: tiny random-weight aesthetic + ImageReward on CPU (real architectures, tiny configs).
+Scorers: tiny random-weight aesthetic + ImageReward on CPU (real architectures, tiny configs), with
+``--torch-threads 1`` by default: on a shared, oversubscribed CPU, torch's OpenMP threads spin and made
+single-image scoring 20-40x slower and erratic, which would inflate the sequential baseline.
 ``real`` (when ``COMFYUI_URL`` or ``--url`` is set): a real ComfyUI with an SD1.5 checkpoint
 (``--ckpt``, default random_sd15.safetensors) at 64x64, 4 steps.
 
@@ -143,6 +145,9 @@ async def _measure(url: str, ckpt: str, ns: list[int], batches: list[int], home:
         warm = await gen([NoiseSpec.seeded(1, k) for k in range(max(batches))], "seeded")
         for b in batches:
             batched_vs.score([w.image for w in warm[:b]], prompt)
+        for k in range(8):  # and the batch-1 path end to end (the first passes run measurably slower)
+            g = await gen([NoiseSpec.seeded(2, k)], "seeded")
+            seq_vs.score([x.image for x in g], prompt)
         # ceiling: generation alone, one prompt of B images
         ceiling: dict[int, float] = {}
         for b in batches:
@@ -217,7 +222,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--step-s", type=float, default=0.05, help="fake: one item's sampler step time (s)")
     ap.add_argument("--overhead-s", type=float, default=0.02, help="fake: fixed sampler cost per prompt (s)")
     ap.add_argument("--real-only", action="store_true")
+    ap.add_argument("--torch-threads", type=int, default=1, help="torch intra-op threads for the verifiers")
     args = ap.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.torch_threads)
     ns = [8] if args.quick else [8, 16]
     batches = [1, 2, 4, 8] if args.quick else [1, 2, 4, 8, 16]
     figures: dict[str, Any] = {"command": f"{COMMAND} {' '.join(argv or sys.argv[1:])}".strip()}
@@ -229,6 +238,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                                        1 if args.quick else 2))
                 figures["fake"]["latency_model"] = {"step_s": args.step_s, "overhead_s": args.overhead_s,
                                                     "c_batch": C_BATCH, "steps": 4}
+                figures["fake"]["torch_threads"] = args.torch_threads
             finally:
                 stop_fake(proc)
         if args.url:
