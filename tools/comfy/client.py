@@ -106,6 +106,7 @@ class ComfyClient:
         self._ws_up = asyncio.Event()
         self._ws: Any = None
         self._ws_seen = False
+        self._ws_error: str | None = None
         self._ws_tried = asyncio.Event()  # set after a failed connection attempt
         self._watch: dict[str, asyncio.Queue[Any]] = {}
         self._graphs: dict[str, dict[str, Any]] = {}
@@ -293,9 +294,11 @@ class ComfyClient:
 
     async def _known(self, pid: str) -> bool:
         """Did the server already accept ``pid`` (in history or in the queue)?"""
-        if await self.history(pid):
+        resp = await self._request("GET", f"/history/{pid}", retry=False)  # the caller retries
+        if resp.status_code == 200 and resp.content and resp.json():
             return True
-        q = await self._json("GET", "/queue")
+        resp = await self._request("GET", "/queue", retry=False)
+        q = resp.json() if resp.status_code == 200 else {}
         return any(item[1] == pid for key in ("queue_running", "queue_pending") for item in q.get(key, []))
 
     # ------------------------------------------------------------------ websocket
@@ -314,8 +317,8 @@ class ComfyClient:
             up.cancel()
             tried.cancel()
         if not self._ws_up.is_set():
-            log.warning("websocket to %s not up after %.1fs; following runs by polling /history",
-                        self.url, self.connect_timeout)
+            log.warning("websocket to %s is not connected (%s); following runs by polling /history",
+                        self.url, self._ws_error or f"no answer in {self.connect_timeout:.1f}s")
 
     async def _ws_loop(self) -> None:
         delay = self.backoff_s
@@ -338,6 +341,7 @@ class ComfyClient:
                 raise
             except Exception as exc:  # connection refused, dropped, protocol error
                 log.debug("websocket %s: %s", self.url, exc)
+                self._ws_error = str(exc) or type(exc).__name__
             self._ws = None
             self._ws_tried.set()
             if self._ws_up.is_set():
