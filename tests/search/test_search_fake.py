@@ -85,6 +85,8 @@ async def test_zero_order_improves_and_candidates_start_from_exact_neighbours(tm
     res, ex, store = await _search(tmp_path, cfg, scorer)
     assert len(res.candidates) == 21  # 1 pivot + 5 rounds x 4 neighbours when every round accepts
     expected = [scorer.expected(c.noise, SHAPE) for c in res.candidates]
+    for c, e in zip(res.candidates, expected):  # rounds of 5 split into prompts of 3 + 2: scores stay aligned
+        assert c.raw["target"] == pytest.approx(e, abs=1e-3)
     assert res.best.id == int(np.argmax(expected))
     assert _check_starts(res, ex, store) == 21
     assert res.mode == "latent"

@@ -285,17 +285,29 @@ async def zero_order_search(prompt: str, *, generate: GenerateFn, verifiers: Ver
         specs = ([] if pivot else [pivot_spec]) + nbs
         roles = ([] if pivot else ["pivot"]) + ["neighbour"] * n_nb
         gens: list[Generated] = []
+        raws: list[dict[str, float]] = []
         stopped = False
         step = cfg.batch or 1
-        for start in range(0, len(specs), step):
-            got = await st.run_batch(specs[start:start + step], "latent")
-            if got is None:
-                stopped = True
-                break
-            gens += got
+        scoring: asyncio.Task | None = None
+        try:
+            for start in range(0, len(specs), step):
+                got = await st.run_batch(specs[start:start + step], "latent")
+                if scoring is not None:  # the previous chunk was scored while this one generated
+                    raws += await scoring
+                    scoring = None
+                if got is None:
+                    stopped = True
+                    break
+                gens += got
+                scoring = asyncio.create_task(st.score(got))
+            if scoring is not None:
+                raws += await scoring
+                scoring = None
+        finally:
+            if scoring is not None:
+                scoring.cancel()
         if not gens:
             break
-        raws = await st.score(gens)
         new_pivot = pivot is None
         if new_pivot:
             pivot = st.add(gens[:1], raws[:1], r, ["pivot"], [None])[0]
