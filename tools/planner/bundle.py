@@ -175,6 +175,21 @@ def write_triplets(rows: list[dict[str, Any]], path: Path) -> None:
         w.writerows(rows)
 
 
+def standardized(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per-source z-scores: the sources rate on different scales (1-5 means, MOS), so the bundled planner
+    learns in within-source standard units (``raw_score`` keeps the original)."""
+    by_source: dict[str, list[float]] = defaultdict(list)
+    for r in rows:
+        by_source[r["source"]].append(float(r["score"]))
+    stats = {}
+    for src, vals in by_source.items():
+        mu = sum(vals) / len(vals)
+        sd = (sum((v - mu) ** 2 for v in vals) / len(vals)) ** 0.5 or 1.0
+        stats[src] = (mu, sd)
+    return [{**r, "raw_score": r["score"], "score": round((float(r["score"]) - stats[r["source"]][0])
+                                                          / stats[r["source"]][1], 5)} for r in rows]
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--ratings", type=Path, required=True, help="Directory with the rating tables.")
@@ -183,10 +198,19 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     flows = write_flows()
     print(f"wrote {len(flows)} rated flows to {RATED_DIR}")
+    combined: list[dict[str, Any]] = []
     for source in SOURCES:
         rows = read_ratings(args.ratings, source, tifa_texts=args.tifa_texts)
         write_triplets(rows, args.out / f"{source}.csv")
         print(f"{source}: {len(rows)} triplets -> {args.out / f'{source}.csv'}")
+        combined += rows
+    combined = standardized(combined)
+    path = args.out / "bundled.csv"
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(combined[0]))
+        w.writeheader()
+        w.writerows(combined)
+    print(f"all sources, per-source z-scores: {len(combined)} triplets -> {path}")
 
 
 if __name__ == "__main__":
