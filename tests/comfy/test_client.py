@@ -209,3 +209,17 @@ def test_fixture_serves_sync_code(fake_comfyui: FakeComfyUI) -> None:
 async def _one(url: str):  # type: ignore[no-untyped-def]
     async with ComfyClient(url, **FAST) as c:
         return await c.run(modelfree())
+
+
+async def test_queue_position_events_while_waiting() -> None:
+    async with FakeComfyUI(step_time=0.02) as fake, ComfyClient(fake.url, **FAST) as c, \
+            ComfyClient(fake.url, **FAST) as other:
+        blockers = [await other.submit(t2i(steps=5, seed=100 + i)) for i in range(2)]
+        seen: list[ev.Event] = []
+        out = await c.run(t2i(seed=1), on_event=seen.append)
+        positions = [e.position for e in seen if isinstance(e, ev.Queued)]
+        assert positions[0] >= 1 and positions == sorted(positions, reverse=True)  # moves up the queue
+        assert len(positions) == len(set(positions))  # reported only when it changes
+        kinds = [e.kind for e in seen]
+        assert kinds.index("queued") < kinds.index("started") and out.images
+        assert all(b in fake.history for b in blockers)

@@ -41,7 +41,6 @@ __all__ = ["ComfyClient", "RunOutput", "OutputImage", "Timings", "EventCallback"
 log = logging.getLogger(__name__)
 
 EventCallback = Callable[[ev.Event], Any]
-_OBJECT_INFO: dict[str, dict[str, Any]] = {}  # per endpoint URL, shared by all clients of the process
 _RETRY_STATUS = {500, 502, 503, 504}
 
 
@@ -111,6 +110,7 @@ class ComfyClient:
         self._watch: dict[str, asyncio.Queue[Any]] = {}
         self._graphs: dict[str, dict[str, Any]] = {}
         self._status_watch: set[str] = set()
+        self._object_info: dict[str, Any] | None = None
         self._current: str | None = None  # prompt executing on the server, for legacy previews
         self._closed = False
 
@@ -213,10 +213,12 @@ class ComfyClient:
         return await self._json("GET", f"/history/{prompt_id}") or {}
 
     async def object_info(self, refresh: bool = False) -> dict[str, Any]:
-        """All node schemas, cached per endpoint URL (``refresh=True`` after installing nodes or models)."""
-        if refresh or self.url not in _OBJECT_INFO:
-            _OBJECT_INFO[self.url] = await self._json("GET", "/object_info")
-        return _OBJECT_INFO[self.url]
+        """All node schemas of this endpoint, cached by the client (``refresh=True`` after installing nodes or
+        models; a pool keeps one client per endpoint, so its cache lives as long as the pool)."""
+        if refresh or self._object_info is None:
+            self._object_info = await self._json("GET", "/object_info")
+        assert self._object_info is not None
+        return self._object_info
 
     async def models(self, folder: str | None = None) -> list[str]:
         """``models()`` -> folder names; ``models("checkpoints")`` -> files ([] for an unknown folder)."""
