@@ -135,8 +135,16 @@ def main(argv: list[str] | None = None) -> dict:
     logging.getLogger("transformers").setLevel(logging.ERROR)
     if args.quick:
         args.n, args.repeat = 4, 1
+    previous_threads = torch.get_num_threads()
     if args.threads:
         torch.set_num_threads(args.threads)
+    try:
+        return _run(args, argv)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _run(args: argparse.Namespace, argv: list[str] | None) -> dict:
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     imgs = _images(args.n, args.size)
     prompts = [PROMPTS[i % len(PROMPTS)] for i in range(args.n)]
