@@ -14,6 +14,7 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal, TypeVar
 
+import anyio.to_thread
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, ImageContent, TextContent, ToolAnnotations
@@ -146,7 +147,8 @@ def register_tools(mcp: MCPServer) -> None:
         path: call generate with the first flow_id (or without flow_id to use the top pick)."""
         cg = service(ctx)
         await cg.refresh_installed()
-        out = cg.suggest(prompt, k=k, target_score=target_score)
+        # the planner and classifier run a small transformer: keep the event loop free for other sessions
+        out = await anyio.to_thread.run_sync(lambda: cg.suggest(prompt, k=k, target_score=target_score))
         if mode == "llm":
             return llm_choice(cg, out, sampled, k)
         return out
