@@ -18,6 +18,7 @@ MODULES = [
     "runs",
     "search",
     "planner",
+    "dataset",
 ]
 
 
