@@ -170,7 +170,7 @@ def _grid(samples: Sequence[Sample], strategies: Sequence[str], heldout: str | N
                 continue
             sc = s.scores.get(heldout) if heldout else None
             mark = " class='best'" if st == best else ""
-            tds.append(f'<td><img src="{src}" alt="{_e(st)}"><div class="cap">{_e(s.flow_id)}<br>'
+            tds.append(f'<td><img src="{src}" alt="{_e(st)}" title="{_e(s.note)}"><div class="cap">{_e(s.flow_id)}<br>'
                        f'<span{mark}>{_e(heldout)} {_f(sc)}</span>'
                        f'{" · GenEval ✓" if s.geneval_correct else (" · GenEval ✗" if s.geneval_correct is False else "")}'
                        f'</div></td>')

@@ -77,7 +77,8 @@ async def _planner_search(cfg: Any, st: Strategy, p: Prompt, seed: int, *, setti
         raise ComfyGenError(f"noise search produced no image for {p.id}", hint="check the ComfyUI logs")
     return Sample(strategy=st.name, prompt_id=p.id, prompt=p.text, category=p.category, seed=seed,
                   flow_id=choice.flow.id, run_id=res.best.run_id, image=res.best.image,
-                  gpu_seconds=_seconds(store, res.run_ids))
+                  gpu_seconds=_seconds(store, res.run_ids),
+                  note=f"{choice.note}; {res.algorithm} search, best of {len(res.candidates)}")
 
 
 async def _agent(cfg: Any, st: Strategy, p: Prompt, seed: int, *, settings: Any, pool: Any, store: Any) -> Sample:
@@ -103,7 +104,9 @@ async def _agent(cfg: Any, st: Strategy, p: Prompt, seed: int, *, settings: Any,
                             hint="check the LLM credentials and the ComfyUI endpoint")
     rec = store.get(run_id)
     run_ids = [r.get("run_id") for r in result.runs if r.get("run_id")]
+    flows_tried = list(dict.fromkeys(r.get("flow_id") for r in result.runs if r.get("flow_id")))
     return Sample(strategy=st.name, prompt_id=p.id, prompt=p.text, category=p.category, seed=seed,
+                  note=f"agent: {result.generations} generation(s), flows tried: {', '.join(flows_tried) or '?'}",
                   flow_id=rec.flow_id, run_id=rec.id, image=rec.outputs[0].path if rec.outputs else None,
                   gpu_seconds=_seconds(store, run_ids or [run_id]),
                   error=None if rec.outputs else "the agent's best run has no image")
