@@ -14,7 +14,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -103,13 +103,19 @@ def prompt_seeds(prompt: Prompt, base: int, n: int) -> list[int]:
 class SampleLog:
     """Append-only samples.jsonl (a later line for the same key replaces an earlier one when loaded)."""
 
-    def __init__(self, run_dir: Path):
+    def __init__(self, run_dir: Path, on_write: Callable[[Sample], None] | None = None):
         self.path = run_dir / SAMPLES_FILE
         self._lock = threading.Lock()
+        self.on_write = on_write
 
     def write(self, s: Sample) -> None:
         with self._lock, self.path.open("a", encoding="utf-8") as f:
             f.write(s.model_dump_json() + "\n")
+        if self.on_write is not None:
+            try:
+                self.on_write(s)
+            except Exception:  # a broken progress display must not stop the evaluation
+                log.exception("progress callback failed")
 
 
 def gpu_seconds(record: Any) -> float | None:
@@ -144,11 +150,21 @@ def _check_scorers(cfg: EvalConfig) -> None:
 
 
 def _heldout_in_ensemble(cfg: EvalConfig, settings: Settings, strategies: Sequence[Strategy]) -> bool:
-    if not cfg.heldout or not any(st.kind in ("planner", "planner_search", "agent") for st in strategies):
+    """True when the win-rate scorer also steers a strategy: the planner's / agent's scoring ensemble, or a
+    noise search's verifiers."""
+    if not cfg.heldout:
         return False
     from ..tools.scoring.registry import canonical_name
 
-    return canonical_name(cfg.heldout) in {canonical_name(n) for n in settings.scorers}
+    held = canonical_name(cfg.heldout)
+    ensemble = {canonical_name(n) for n in settings.scorers}
+    for st in strategies:
+        uses_planner = st.kind in ("planner", "agent") or (st.kind == "planner_search" and not st.spec.flow)
+        if uses_planner and held in ensemble:
+            return True
+        if st.spec.search and held in {canonical_name(v) for v in st.spec.search.verifiers}:
+            return True
+    return False
 
 
 def run_dir_for(cfg: EvalConfig, settings: Settings) -> Path:
@@ -156,8 +172,11 @@ def run_dir_for(cfg: EvalConfig, settings: Settings) -> Path:
 
 
 async def run_eval(cfg: EvalConfig, *, settings: Settings | None = None, pool: Any = None, store: Any = None,
-                   out_dir: str | Path | None = None, report: bool = True) -> Path:
-    """Run (or resume) an evaluation and build its report. Returns the run directory."""
+                   out_dir: str | Path | None = None, report: bool = True,
+                   on_sample: Callable[[Sample], None] | None = None) -> Path:
+    """Run (or resume) an evaluation and build its report. Returns the run directory.
+
+    ``on_sample`` sees every sample as it is written (generated, failed, then again once scored)."""
     from ..tools.store import RunStore
 
     settings = settings or get_settings()
@@ -186,7 +205,7 @@ async def run_eval(cfg: EvalConfig, *, settings: Settings | None = None, pool: A
 
     own_store = store is None
     store = store or RunStore(settings.store_path)
-    log_ = SampleLog(run_dir)
+    log_ = SampleLog(run_dir, on_sample)
     try:
         done = {(s.strategy, s.prompt_id, s.seed) for s in load_samples(run_dir) if s.error is None}
         todo = [(st, p, seed) for st in strategies for p in prompts for seed in prompt_seeds(p, cfg.seed, cfg.seeds)

@@ -32,7 +32,19 @@ def run(config: Path = typer.Option(..., "--config", "-c", help="Eval config YAM
         cfg.data_dir = str(data_dir)
     if comfyui:
         cfg.comfyui_urls = list(comfyui)
-    run_dir = asyncio.run(run_eval(cfg, settings=get_settings(), out_dir=out))
+    seen = {"n": 0}
+
+    def progress(s) -> None:  # one line per generated (or failed) image; scored updates stay quiet
+        if s.scores or s.geneval_correct is not None:
+            return
+        seen["n"] += 1
+        state = "[red]failed[/]" if s.error else ("reused" if s.reused else "ok")
+        secs = "" if s.gpu_seconds is None else f" {s.gpu_seconds:.1f}s"
+        console.print(f"[dim]{seen['n']:>4}[/] {s.strategy[:18]:<18} {s.prompt_id[:14]:<14} {s.seed:<10} "
+                      f"{(s.flow_id or '-')[:18]:<18} {state}{secs}" + (f" [red]{s.error[:80]}[/]" if s.error else ""),
+                      highlight=False)
+
+    run_dir = asyncio.run(run_eval(cfg, settings=get_settings(), out_dir=out, on_sample=progress))
     _print_summary(run_dir)
     console.print(f"report: {run_dir / 'report.html'}")
 
