@@ -89,3 +89,17 @@ def test_cli_eval_run_rejects_a_bad_config(tmp_path):
     with pytest.raises(ConfigError) as e:
         load_config(bad)
     assert "strategies.0" in str(e.value)
+
+
+def test_cli_geneval_check(tmp_path):
+    from pathlib import Path
+
+    data = Path(__file__).resolve().parents[3] / "shared" / "data"
+    if not (data / "ratings").is_dir():
+        pytest.skip("GenEval annotation files not present")
+    out = tmp_path / "check.json"
+    r = CliRunner().invoke(_app(), ["eval", "geneval-check", "--data-dir", str(data), "--json", str(out)])
+    assert r.exit_code == 0, r.output
+    res = json.loads(out.read_text())
+    assert res["per_image_majority"]["all"]["n"] == 1200 and "not_checked" in res
+    assert "position" in r.output and "not checked here" in r.output
