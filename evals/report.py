@@ -43,6 +43,13 @@ def _f(x: float | None, nd: int = 3) -> str:
     return "–" if x is None else f"{x:.{nd}f}"
 
 
+def _secs(x: float | None) -> str:
+    """Seconds: two decimals, or three significant digits below 0.1 s (fake-ComfyUI runs are that short)."""
+    if x is None:
+        return "–"
+    return f"{x:.2f}" if x >= 0.1 else f"{x:.3g}"
+
+
 def _heat(v: float | None) -> str:
     """Diverging colour: red (0) - white (0.5) - green (1)."""
     if v is None:
@@ -265,7 +272,7 @@ def render_html(summary: dict[str, Any], samples: Sequence[Sample], run: dict[st
         rows.append([f"<i style='display:inline-block;width:10px;height:10px;background:{colors[st]}'></i> {_e(st)}",
                      _f(m["mean"] if m else None), _f(w["win_rate"] if w else None, 2),
                      div[st]["unique_flows"] if st in div else 0,
-                     _f(cst[st]["gpu_seconds_per_image"] if st in cst else None, 2),
+                     _secs(cst[st]["gpu_seconds_per_image"] if st in cst else None),
                      cst[st]["images"] if st in cst else 0, cst[st]["reused"] if st in cst else 0,
                      summary["failures"].get(st, 0), _f(gen.get(st, {}).get("Overall"), 3)])
     out.append("<h2>Summary</h2>" + _table(["strategy", f"mean {heldout}", f"win rate vs {base or '–'}",
@@ -304,8 +311,8 @@ def render_html(summary: dict[str, Any], samples: Sequence[Sample], run: dict[st
                       [[_e(st), div[st]["images"] if st in div else 0, div[st]["unique_flows"] if st in div else 0,
                         _e(div[st]["top_flow"]) if st in div else "–", _f(div[st]["top_flow_share"] if st in div else None, 2),
                         _f(div[st]["entropy_bits"] if st in div else None, 2),
-                        _f(cst[st]["gpu_seconds_per_image"] if st in cst else None, 2),
-                        _f(cst[st]["gpu_seconds_total"] if st in cst else None, 1),
+                        _secs(cst[st]["gpu_seconds_per_image"] if st in cst else None),
+                        _secs(cst[st]["gpu_seconds_total"] if st in cst else None),
                         cst[st]["timed_images"] if st in cst else 0] for st in strategies], left=1))
     out.append("<h2>Images</h2>" + _grid(samples, strategies, heldout, max_grid_prompts))
     out.append("<p class='note'>Every number on this page is in results.json and the CSV files beside it.</p>")
