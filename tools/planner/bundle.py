@@ -190,11 +190,33 @@ def standardized(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                                                           / stats[r["source"]][1], 5)} for r in rows]
 
 
+SCORE_TABLE = REPO / "flow_library" / "data" / "score_table.json"
+
+
+def write_score_table(bundled_csv: Path, path: Path = SCORE_TABLE) -> Any:
+    """Cells (mean / n / std per flow x category, source per cell) from the per-source z-scored ratings;
+    prompts are put in categories by the shipped category classifier."""
+    from ..dataset.table import classifier_categorize, table_from_triplets
+
+    rows = list(csv.DictReader(bundled_csv.open(encoding="utf-8")))
+    table = table_from_triplets(
+        rows, classifier_categorize(),
+        metric="human rating, z-score within its source (GenAI-Bench alignment 1-5, AGIQA-3K alignment MOS, "
+               "TIFA160 Likert 1-5); 0 = that source's average image",
+        notes="Built from real human ratings only (see the README's planner section). Categories from the "
+              "bundled classifier. Compare flows within a source; across sources the z-scores are only roughly "
+              "comparable.",
+        source_of=lambda r: SOURCES[r["source"]])
+    table.save(path)
+    return table
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--ratings", type=Path, required=True, help="Directory with the rating tables.")
     ap.add_argument("--tifa-texts", type=Path, default=None, help=f"TIFA160 prompt texts ({TIFA_TEXTS}).")
     ap.add_argument("--out", type=Path, default=Path("bundle-work"), help="Work dir for triplet CSVs.")
+    ap.add_argument("--table", action="store_true", help="Also write flow_library/data/score_table.json.")
     args = ap.parse_args(argv)
     flows = write_flows()
     print(f"wrote {len(flows)} rated flows to {RATED_DIR}")
@@ -211,6 +233,9 @@ def main(argv: list[str] | None = None) -> None:
         w.writeheader()
         w.writerows(combined)
     print(f"all sources, per-source z-scores: {len(combined)} triplets -> {path}")
+    if args.table:
+        table = write_score_table(path)
+        print(f"score table: {len(table)} cells over {len(table.flows())} flows -> {SCORE_TABLE}")
 
 
 if __name__ == "__main__":
