@@ -20,7 +20,7 @@ def synthetic_rows(n_per_word: int = 4, seed: int = 0) -> list[dict]:
         for word in ANIMALS + THINGS:
             text = f"a {['small', 'large', 'red', 'old'][rep % 4]} {word} in the picture"
             animal = word in ANIMALS
-            for flow, base in (("photo", 3.6), ("creature", 2.6 + (2.0 if animal else 0.0)), ("weak", 2.0)):
+            for flow, base in (("photo", 3.8), ("creature", 2.6 + (2.0 if animal else 0.0)), ("weak", 2.0)):
                 rows.append({"prompt_id": f"p{i:03d}", "prompt": text, "flow": flow,
                              "score": round(base + rng.normal(0, 0.05), 4), "extra": "ignored"})
             i += 1

@@ -22,7 +22,7 @@ def test_planner_learns_which_flow_wins_from_words_in_the_prompt(tiny_planner_di
     assert [p.flow_id for p in ranked][-1] == "weak"
     test = table_from_rows(synthetic_rows(n_per_word=2, seed=7))
     report = evaluate_planner(planner, test)
-    assert report.planner > report.best_single + 0.5
+    assert report.planner > report.best_single + 0.3
     assert report.planner == pytest.approx(report.oracle, abs=0.1)
 
 
