@@ -275,3 +275,47 @@ async def _generate(cfg: EvalConfig, todo: Sequence[tuple[Strategy, Prompt, int]
 def run_config(path: str | Path, *, settings: Settings | None = None, out_dir: str | Path | None = None) -> Path:
     """Synchronous entry point (CLI)."""
     return asyncio.run(run_eval(load_config(path), settings=settings, out_dir=out_dir))
+
+
+def plan_eval(cfg: EvalConfig, *, settings: Settings | None = None, out_dir: str | Path | None = None) -> dict[str, Any]:
+    """What `run` would do, without running anything: per strategy, how many images are done in the run
+    directory, how many the run store already holds (reused, not regenerated) and how many would be made."""
+    from ..tools.pipeline import run_params
+    from ..tools.store import RunStore
+
+    settings = settings or get_settings()
+    run_dir = Path(out_dir) if out_dir else run_dir_for(cfg, settings)
+    library = FlowLibrary.default(settings.user_flows_dir)
+    strategies = build_strategies(cfg.strategies, library)
+    _check_scorers(cfg)
+    prompts = sample(load_set(cfg.prompts.set, cfg.data_dir), n=cfg.prompts.n, per_category=cfg.prompts.per_category,
+                     categories=cfg.prompts.categories, seed=cfg.prompts.seed)
+    done = {(s.strategy, s.prompt_id, s.seed) for s in load_samples(run_dir) if s.error is None}
+    rows = []
+    with RunStore(settings.store_path) as store:
+        for st in strategies:
+            row = {"strategy": st.name, "kind": st.kind, "images": 0, "done": 0, "in_store": 0, "to_generate": 0,
+                   "runs_per_image": 1, "errors": 0}
+            if st.kind == "planner_search" and st.spec.search:
+                row["runs_per_image"] = st.spec.search.candidates
+            for p in prompts:
+                for seed in prompt_seeds(p, cfg.seed, cfg.seeds):
+                    row["images"] += 1
+                    if (st.name, p.id, seed) in done:
+                        row["done"] += 1
+                        continue
+                    if st.kind in ("flow", "planner"):
+                        try:
+                            flow = st.choose(p).flow
+                        except ComfyGenError:
+                            row["errors"] += 1
+                            continue
+                        params = run_params(flow, negative=cfg.negative, width=cfg.width, height=cfg.height, batch=1,
+                                            accelerate=cfg.accelerate)
+                        if store.find_existing(flow.id, p.text, seed, params) is not None:
+                            row["in_store"] += 1
+                            continue
+                    row["to_generate"] += 1
+            rows.append(row)
+    return {"name": cfg.name, "run_dir": str(run_dir), "prompts": len(prompts), "seeds_per_prompt": cfg.seeds,
+            "strategies": rows}

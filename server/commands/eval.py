@@ -49,6 +49,31 @@ def run(config: Path = typer.Option(..., "--config", "-c", help="Eval config YAM
     console.print(f"report: {run_dir / 'report.html'}")
 
 
+@eval_app.command("plan")
+def plan(config: Path = typer.Option(..., "--config", "-c", help="Eval config YAML."),
+         out: Path | None = typer.Option(None, "--out", help="Run directory (default: $COMFYGEN_HOME/evals/<name>)."),
+         data_dir: Path | None = typer.Option(None, "--data-dir", help="Folder with prompts/ (benchmark files)."),
+         as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Dry run: images per strategy, done already, reusable from the run store, and still to generate."""
+    from ...evals.runner import load_config, plan_eval
+
+    cfg = load_config(config)
+    if data_dir is not None:
+        cfg.data_dir = str(data_dir)
+    res = plan_eval(cfg, settings=get_settings(), out_dir=out)
+    if as_json:
+        typer.echo(json.dumps(res, indent=2))
+        return
+    t = Table(title=f"{res['name']}: {res['prompts']} prompts × {res['seeds_per_prompt']} seed(s) -> {res['run_dir']}")
+    t.add_column("strategy", min_width=18, overflow="fold")
+    for col in ("kind", "images", "done", "in store", "to generate", "runs/image", "errors"):
+        t.add_column(col, justify="right")
+    for r in res["strategies"]:
+        t.add_row(r["strategy"], r["kind"], str(r["images"]), str(r["done"]), str(r["in_store"]),
+                  str(r["to_generate"]), str(r["runs_per_image"]), str(r["errors"]))
+    console.print(t)
+
+
 @eval_app.command("report")
 def report(run_dir: Path = typer.Argument(..., help="A run directory made by `comfygen eval run`."),
            n_boot: int = typer.Option(2000, "--n-boot", help="Bootstrap resamples for the CIs."),

@@ -98,6 +98,15 @@ def test_smoke_config_end_to_end(tmp_path, fake_with_flow_models):
     html = (run_dir / "report.html").read_text()
     assert html.count("data:image/") == n_prompts * len(names)  # the grid shows the first seed of each prompt
 
+    # the dry run sees it all: done in run1; in the store for a new directory (except the noise search)
+    from comfygen.evals.runner import plan_eval
+
+    plan = {r["strategy"]: r for r in plan_eval(cfg, settings=settings, out_dir=run_dir)["strategies"]}
+    assert all(plan[st]["done"] == n_prompts * 2 and plan[st]["to_generate"] == 0 for st in names)
+    plan = {r["strategy"]: r for r in plan_eval(cfg, settings=settings, out_dir=tmp_path / "run2")["strategies"]}
+    assert all(plan[st]["in_store"] == n_prompts * 2 for st in plain)
+    assert plan["sd15-base+search"]["to_generate"] == n_prompts * 2 and plan["sd15-base+search"]["runs_per_image"] == 3
+
     # a second evaluation in a new run directory makes no new plain runs: the run store has them all
     # (noise search draws its candidates again: it has no store-level reuse)
     run2 = asyncio.run(run_eval(cfg, settings=settings, out_dir=tmp_path / "run2"))
