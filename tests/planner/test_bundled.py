@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+from comfygen.flow_library.library import FlowLibrary
+from comfygen.flow_library.model import Family
+from comfygen.flow_library.schema import NodeSchema, validate_graph
+from comfygen.flow_library.score_table import ScoreTable
+from comfygen.tools.planner import Planner
+
+
+def test_rated_flows_are_valid_graphs_or_external_references():
+    lib = FlowLibrary.default()
+    rated = [f for f in lib if f.id.startswith("rated-")]
+    assert len(rated) == 19
+    schema = NodeSchema.bundled()
+    for flow in rated:
+        assert flow.provenance.kind == "rating-source" and flow.provenance.source
+        if flow.family == Family.EXTERNAL:
+            assert not flow.graph and flow.requires and not flow.executable
+        else:
+            assert validate_graph(flow.graph, schema).ok, flow.id
+
+
+def test_bundled_planner_and_table_name_only_rated_flows_with_real_measurements():
+    lib = FlowLibrary.default()
+    planner = Planner.load()
+    cfg = planner.config
+    assert cfg.best_single == "rated-dalle3" and cfg.members == 3
+    assert set(cfg.flows) <= {f.id for f in lib} and all(f.startswith("rated-") for f in cfg.flows)
+    assert cfg.trained_on["prompts"] > 1000
+    preds = planner.predict("a bowl of ramen on a wooden table", k=5)
+    assert len(preds) == 5 and len({p.flow_id for p in preds}) == 5
+    table = ScoreTable.shipped()
+    assert set(table.flows()) == set(cfg.flows)
+    assert all(c.n > 0 and c.sources for row in table.cells.values() for c in row.values())
