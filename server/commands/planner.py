@@ -33,6 +33,8 @@ def train(
     seed: int = typer.Option(0, help="Random seed."),
     score_column: str = typer.Option("score", help="Column holding the score."),
     half: bool = typer.Option(False, help="Store weights as float16 (half the size)."),
+    time_budget: float = typer.Option(480.0, help="Seconds for training; on a slow machine members take fewer "
+                                                  "steps to stay within it (0: no limit)."),
 ) -> None:
     """Learn a planner from TRAIN.csv and the bundled MiniLM only (no other data, no warm start)."""
     from ...tools.planner import PlannerTrainConfig, load_triplets, train_planner
@@ -40,7 +42,8 @@ def train(
 
     table = load_triplets(triplets, score_column=score_column)
     console.print(f"{len(table)} prompts, {len(table.flows)} flows, {int(table.mask.sum())} scored pairs")
-    cfg = PlannerTrainConfig(members=members, seed=seed, half=half, params=TrainParams(epochs=epochs))
+    cfg = PlannerTrainConfig(members=members, seed=seed, half=half, params=TrainParams(epochs=epochs),
+                             time_budget_s=time_budget or None)
     config = train_planner(table, out, cfg, source=str(triplets), on_progress=lambda m: console.print(m))
     tau = "never switches" if config.tau is None else f"switches when the predicted advantage > {config.tau:.4f}"
     console.print(f"best single flow (training data): {config.best_single}; {tau}")

@@ -104,3 +104,13 @@ def test_cli_eval_last_line_is_exact_and_predict_plan_work(tiny_planner_dir, tmp
     assert '"flow_id": "creature"' in res.output
     res = runner.invoke(app, ["planner", "predict", "a lamp", "--planner", str(tiny_planner_dir), "-k", "2"])
     assert res.exit_code == 0 and "photo" in res.output
+
+
+def test_time_budget_shortens_training_on_a_slow_machine():
+    from comfygen.tools.planner.net import TrainParams, train_member
+
+    seen = []
+    targets = np.array([[0.0, 1.0], [1.0, 0.0], [0.5, 0.5], [0.0, 0.2]])
+    params = TrainParams(batch_size=4, min_steps=40, time_budget_s=1e-3)
+    train_member(["a", "b", "c", "d"], targets, params, seed=0, on_step=lambda s, total, loss: seen.append((s, total)))
+    assert seen[-1] == (10, 10)

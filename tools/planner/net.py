@@ -7,6 +7,7 @@ forward pass with peft's mixed-adapter batches (the prompt is repeated once per 
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +34,7 @@ class TrainParams:
     abs_weight: float = 0.1
     min_steps: int = 20
     max_steps: int | None = None
+    time_budget_s: float | None = None  # per member: fewer steps when the machine is too slow to finish in time
 
 
 def lora_config(p: TrainParams) -> Any:
@@ -92,11 +94,21 @@ def train_member(texts: list[str], targets: np.ndarray, params: TrainParams, see
     steps = max(params.min_steps, int(round(params.epochs * n / bs)))
     if params.max_steps is not None:
         steps = min(steps, params.max_steps)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, steps // 10)) *
-                                              max(0.0, 1 - s / steps) ** 0.5)
+    plan = [steps]  # the schedule reads the (possibly shortened) step count
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, plan[0] // 10)) *
+                                              max(0.0, 1 - s / plan[0]) ** 0.5)
     model.train()
     order: list[int] = []
-    for step in range(steps):
+    started = time.perf_counter()
+    step = 0
+    while step < plan[0]:
+        if params.time_budget_s and step == 5:
+            per_step = (time.perf_counter() - started) / 5
+            fit = int(params.time_budget_s / max(per_step, 1e-6))
+            if fit < plan[0]:
+                logger.warning("training is slow here (%.2f s/step): %d steps instead of %d to stay within %.0f s",
+                               per_step, max(fit, 10), plan[0], params.time_budget_s)
+                plan[0] = max(fit, 10)
         if len(order) < bs:
             order += list(rng.permutation(n))
         idx, order = order[:bs], order[bs:]
@@ -106,8 +118,9 @@ def train_member(texts: list[str], targets: np.ndarray, params: TrainParams, see
         loss.backward()
         opt.step()
         sched.step()
+        step += 1
         if on_step is not None:
-            on_step(step + 1, steps, float(loss))
+            on_step(step, plan[0], float(loss))
     state = {k: v.detach().clone() for k, v in get_peft_model_state_dict(model).items()}
     return state, head.weight.detach().numpy().copy(), head.bias.detach().numpy().copy()
 

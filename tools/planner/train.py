@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -35,6 +35,7 @@ class PlannerTrainConfig:
     params: TrainParams = field(default_factory=TrainParams)
     half: bool = False  # save weights as float16 (half the size; used for the bundled planner)
     default_tau_q: float = 0.25  # used when there are too few prompts for out-of-fold selection
+    time_budget_s: float | None = None  # whole training; split over members (slow machines train fewer steps)
 
 
 def select_tau(oof: np.ndarray, y: np.ndarray, order: list[int], diff_sd: float) -> tuple[float | None, dict[str, Any]]:
@@ -88,6 +89,8 @@ def train_planner(table: TripletTable, out: Path, cfg: PlannerTrainConfig | None
     n = len(table)
     k = cfg.members if n >= 2 * cfg.members and cfg.members >= 2 else 1
     say = on_progress or (lambda msg: logger.info(msg))
+    if cfg.time_budget_s:
+        cfg = replace(cfg, params=replace(cfg.params, time_budget_s=cfg.time_budget_s / (k + 0.5)))
 
     adapters, head_w, head_b = [], [], []
     oof = np.full_like(z, np.nan)
