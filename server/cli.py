@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import warnings
 
 import typer
 from rich.console import Console
@@ -24,6 +25,9 @@ err_console = Console(stderr=True)
 def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug output to stderr.")) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
+    if not verbose:  # deprecation chatter from transformers/peft internals is not the user's business
+        for category in (FutureWarning, DeprecationWarning):
+            warnings.filterwarnings("ignore", category=category)
 
 
 def _register() -> None:
