@@ -26,7 +26,7 @@ from typing import Any
 from PIL import Image
 
 from .errors import StoreError
-from .store import OutputFile
+from .store import OutputFile, pid_alive
 
 log = logging.getLogger(__name__)
 
@@ -167,23 +167,13 @@ def remove_stale_temp(root: Path | str) -> list[Path]:
             pid = int(parts[-3])
         except (IndexError, ValueError):
             continue
-        if pid != os.getpid() and not _pid_alive(pid):
+        if pid != os.getpid() and not pid_alive(pid):
             try:
                 tmp.unlink()
                 removed.append(tmp)
             except OSError:
                 pass
     return removed
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def save_png_atomic(image: bytes | Image.Image, path: Path | str, provenance: dict[str, Any] | None = None, *,

@@ -152,7 +152,8 @@ def new_run_id(now: float | None = None) -> str:
     return f"{t:%Y%m%d-%H%M%S}-{secrets.token_hex(4)}"
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists on this host (it may belong to another user)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -343,7 +344,7 @@ class RunStore:
             if rec.pid == os.getpid() and rec.host == self.host:
                 continue
             if rec.host == self.host:
-                dead = rec.pid is None or not _pid_alive(rec.pid)
+                dead = rec.pid is None or not pid_alive(rec.pid)
             else:
                 dead = stale_after_s is not None and now - rec.updated > stale_after_s
             if not dead:

@@ -22,55 +22,17 @@ import asyncio
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 import httpx
 import websockets
 
-REPO = Path(__file__).resolve().parents[2]
+from ._fake import start_fake, stop_fake
+
 COMMAND = "python -m comfygen.evals.perf.bench_client"
-_FAKE = """
-import asyncio, json, sys
-sys.path.insert(0, sys.argv[1])
-from fakecomfy import FakeComfyUI
-async def main():
-    kw = json.loads(sys.argv[2])
-    async with FakeComfyUI(**kw) as fake:
-        print(fake.url, flush=True)
-        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
-asyncio.run(main())
-"""
-
-
-def start_fake(**kwargs: Any) -> tuple[subprocess.Popen[str], str]:
-    """A fake ComfyUI from tests/ in its own process; returns (process, url). Stop: close its stdin."""
-    tests = REPO / "tests"
-    if not (tests / "fakecomfy.py").exists():
-        raise SystemExit("the fake ComfyUI lives in tests/fakecomfy.py: run this from a source checkout")
-    proc = subprocess.Popen([sys.executable, "-c", _FAKE, str(tests), json.dumps(kwargs)], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    url = proc.stdout.readline().strip()
-    if not url.startswith("http"):
-        proc.kill()
-        raise RuntimeError("fake ComfyUI did not start")
-    return proc, url
-
-
-def stop_fake(proc: subprocess.Popen[str]) -> None:
-    assert proc.stdin is not None
-    proc.stdin.close()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-
-
 def trivial_graph(i: int, prefix: str = "bench_client") -> dict[str, Any]:
     return {"1": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 1,
                                                           "color": (i * 7919 + int(time.time())) % 0xFFFFFF}},

@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--quick", action="store_true", help="n=40")
     args = ap.parse_args(argv)
     n = 40 if args.quick else args.n
-    from .bench_client import start_fake, stop_fake
+    from ._fake import start_fake, stop_fake
 
     result: dict[str, Any] = {"n": n}
     with tempfile.TemporaryDirectory(prefix="bench-mcp-") as tmp:

@@ -25,15 +25,13 @@ import asyncio
 import json
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[2]
+from ._fake import start_fake, stop_fake
 COMMAND = "python -m comfygen.evals.perf.bench_overhead"
 
 
@@ -58,28 +56,6 @@ def _pct(xs: list[float], q: float) -> float:
 def _summary(ms: list[float]) -> dict[str, float]:
     return {"p50_ms": round(statistics.median(ms), 2), "p95_ms": round(_pct(ms, 0.95), 2),
             "mean_ms": round(statistics.fmean(ms), 2), "n": len(ms)}
-
-
-_FAKE = r"""
-import asyncio, sys
-sys.path.insert(0, sys.argv[1])
-from fakecomfy import FakeComfyUI
-async def main():
-    async with FakeComfyUI() as fake:
-        print(fake.url, flush=True)
-        await asyncio.get_running_loop().create_future()
-asyncio.run(main())
-"""
-
-
-def start_fake() -> tuple[subprocess.Popen[str], str]:
-    """The fake ComfyUI from tests/ in its own process (so it does not share our event loop or GIL)."""
-    proc = subprocess.Popen([sys.executable, "-c", _FAKE, str(REPO / "tests")], stdout=subprocess.PIPE, text=True)
-    url = (proc.stdout.readline() if proc.stdout else "").strip()
-    if not url.startswith("http"):
-        proc.kill()
-        raise RuntimeError("the fake ComfyUI did not start (is aiohttp installed? run from a source checkout)")
-    return proc, url
 
 
 class _RawClient:
@@ -241,8 +217,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             figures.update(asyncio.run(_own_code(args.n, Path(home))))
     finally:
         if proc is not None:
-            proc.kill()
-            proc.wait()
+            stop_fake(proc)
     figures["kind"] = "real" if args.url else "fake (zero-compute)"
     command = COMMAND + (" --quick" if args.quick else f" --n {args.n}" if args.n != 200 else "") \
         + (f" --url {args.url}" if args.url else "")

@@ -33,7 +33,6 @@ import argparse
 import asyncio
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -48,17 +47,16 @@ from comfygen.tools.search.verify import VerifierSet, build_verifiers
 from comfygen.tools.settings import Settings
 from comfygen.tools.store import RunStore
 
-REPO = Path(__file__).resolve().parents[2]
+from ._fake import REPO, start_fake, stop_fake
+
 COMMAND = "python -m comfygen.evals.perf.bench_search"
 CKPT_FAKE = "v1-5-pruned-emaonly.safetensors"
 C_BATCH = 0.177  # per extra batch item, as a fraction of one item's step time (fitted, see docstring)
 
-_FAKE = """
-import asyncio, json, sys
-sys.path.insert(0, sys.argv[1])
+_FAKE_NOISE = """
+import asyncio
 from fakecomfy import FakeComfyUI
 from fakecomfy_noise import NoiseExecutors
-kw = json.loads(sys.argv[2])
 ex = NoiseExecutors().executors()
 def slow(fn):
     async def run(i, c):
@@ -70,35 +68,9 @@ def slow(fn):
     return run
 for k in ("KSampler", "KSamplerAdvanced"):
     ex[k] = slow(ex[k])
-async def main():
-    async with FakeComfyUI(models={"checkpoints": [kw["ckpt"]]}, executors=ex) as fake:
-        print(fake.url, flush=True)
-        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
-asyncio.run(main())
+def make_fake(kw):
+    return FakeComfyUI(models={"checkpoints": [kw["ckpt"]]}, executors=ex)
 """
-
-
-def start_fake(**kw: Any) -> tuple[subprocess.Popen[str], str]:
-    tests = REPO / "tests"
-    if not (tests / "fakecomfy.py").exists():
-        raise SystemExit("the fake ComfyUI lives in tests/fakecomfy.py: run this from a source checkout")
-    proc = subprocess.Popen([sys.executable, "-c", _FAKE, str(tests), json.dumps(kw)], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    url = proc.stdout.readline().strip()
-    if not url.startswith("http"):
-        proc.kill()
-        raise RuntimeError("fake ComfyUI did not start")
-    return proc, url
-
-
-def stop_fake(proc: subprocess.Popen[str]) -> None:
-    assert proc.stdin is not None
-    proc.stdin.close()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
 
 
 def sd15_flow(ckpt: str, size: int = 64, steps: int = 4) -> Flow:
@@ -232,7 +204,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     figures: dict[str, Any] = {"command": f"{COMMAND} {' '.join(argv or sys.argv[1:])}".strip()}
     with tempfile.TemporaryDirectory(prefix="bench_search_") as tmp:
         if not args.real_only:
-            proc, url = start_fake(ckpt=CKPT_FAKE, step_s=args.step_s, overhead=args.overhead_s, c=C_BATCH)
+            proc, url = start_fake(_FAKE_NOISE, ckpt=CKPT_FAKE, step_s=args.step_s, overhead=args.overhead_s, c=C_BATCH)
             try:
                 figures["fake"] = asyncio.run(_measure(url, CKPT_FAKE, ns, batches, Path(tmp) / "fake",
                                                        1 if args.quick else 2))
