@@ -29,7 +29,7 @@ speed only.
     python -m comfygen.evals.perf.gpu_accel --comfyui ~/ComfyUI --python ~/ComfyUI/venv/bin/python --make-models
     # against a ComfyUI you started yourself (with --disable-cuda-malloc for compile variants)
     python -m comfygen.evals.perf.gpu_accel --url http://127.0.0.1:8188
-    # CPU smoke test of this script with H2's random SD1.5 checkpoint
+    # CPU smoke test of this script with the random SD1.5 checkpoint from make_random_checkpoint.py
     python -m comfygen.evals.perf.gpu_accel --url http://127.0.0.1:8188 --family sd15 --size 64 --steps 2
 
 This file is also run *by ComfyUI's Python* for ``--build-models`` / ``--count-flops`` (it then imports
