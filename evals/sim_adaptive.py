@@ -8,9 +8,10 @@ gives the table the plan should agree with (held out, so the full grid is not it
 Plans on the build half:
 - ``grid``: every prompt x flow (cost 1.0);
 - ``random``: a uniform random subset of cells at a given cost;
-- ``halving``: successive halving per category: all flows on ``n0`` prompts, keep the better half, double the
-  prompts, repeat; cells shared between categories are paid once, and
-  all categories walk the prompts in one shared random order so they share cells.
+- ``halving``: successive halving per category (``tools/dataset/halving.py``, the policy the dataset builder's
+  ``--plan halving`` runs): all flows on ``n0`` prompts, keep the better half, double the prompts, repeat;
+  cells shared between categories are paid once, and all categories walk the prompts in one shared random
+  order so they share cells.
 
 Quality per category: top-1 agreement with the reference's best flow, and Spearman correlation of the flow
 ranking. "Same quality" = mean top-1 agreement and Spearman within 0.02 of the grid's (both over categories
@@ -28,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ..tools.dataset.halving import DEFAULT_ETA, successive_halving
 
 COMMAND = "python -m comfygen.evals.sim_adaptive"
 
@@ -61,32 +64,23 @@ def ranking_from_cells(y: np.ndarray, seen: np.ndarray, prompts: np.ndarray) -> 
     return means
 
 
-def halving(y: np.ndarray, cats: dict[str, np.ndarray], build: np.ndarray, n0: int, rng: np.random.Generator
-            ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def halving(y: np.ndarray, cats: dict[str, np.ndarray], build: np.ndarray, n0: int, rng: np.random.Generator,
+            eta: int = DEFAULT_ETA) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The builder's successive-halving policy per category, with the ratings as the score of each run."""
     seen = np.zeros_like(y, dtype=bool)
     scores: dict[str, np.ndarray] = {}
+    known: dict[tuple[int, int], float] = {}
     # one prompt order for every category, so a category's early rounds reuse cells another one paid for
     position = np.full(len(y), np.iinfo(np.int64).max)
     position[build] = rng.permutation(len(build))
     for name, prompts in cats.items():
         pool = prompts[np.argsort(position[prompts])][: int((position[prompts] < len(y)).sum())]
-        alive = list(range(y.shape[1]))
-        rank_key = np.zeros(y.shape[1])  # elimination round * 1000 + mean: later rounds rank higher
-        n, rnd = n0, 0
-        while True:
-            use = pool[:min(n, len(pool))]
-            for j in alive:
-                seen[use, j] = True
-            means = ranking_from_cells(y, seen, use)
-            if len(alive) == 1 or n >= len(pool):
-                for j in alive:
-                    rank_key[j] = (rnd + 1) * 1000 + means[j]
-                break
-            keep = sorted(alive, key=lambda j: -means[j])[:max(1, (len(alive) + 1) // 2)]
-            for j in set(alive) - set(keep):
-                rank_key[j] = rnd * 1000 + means[j]
-            alive, n, rnd = keep, n * 2, rnd + 1
-        scores[name] = rank_key
+        while not (state := successive_halving(pool.tolist(), range(y.shape[1]), known, n0=n0, eta=eta)).done:
+            for i, j in state.pending:
+                seen[i, j] = True
+                known[(i, j)] = float(y[i, j])
+        # elimination round * 1000 + mean: later rounds rank higher
+        scores[name] = np.array([state.stage[j] * 1000 + state.means[j] for j in range(y.shape[1])])
     return seen, scores
 
 

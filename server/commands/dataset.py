@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from ...tools.dataset.halving import DEFAULT_ETA, DEFAULT_N0
 from ...tools.errors import ConfigError
 from ...tools.settings import get_settings
 
@@ -38,10 +39,12 @@ def _categorize(texts: list[str]) -> list[list[str]]:
         return [[] for _ in texts]
 
 
-def _run_build(items: list, out: Path, tiny_scorers: bool, width: int | None, height: int | None) -> list:
+def _run_build(items: list, out: Path, tiny_scorers: bool, width: int | None, height: int | None,
+               halving: dict | None = None) -> list:
+    """Run a fixed job list, or (``halving``: build_halving's plan arguments) the adaptive plan."""
     from ...flow_library.library import FlowLibrary
     from ...tools.comfy.pool import EndpointPool
-    from ...tools.dataset.builder import build, ensemble_score_fn
+    from ...tools.dataset.builder import build, build_halving, ensemble_score_fn
     from ...tools.scoring.ensemble import Ensemble
     from ...tools.store import RunStore
 
@@ -55,15 +58,17 @@ def _run_build(items: list, out: Path, tiny_scorers: bool, width: int | None, he
     async def go() -> list:
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       TextColumn("ETA"), TimeRemainingColumn(), console=console) as bar:
-            task = bar.add_task("building", total=len(items))
+            task = bar.add_task("building", total=len(items) or None)
 
             def progress(done: int, total: int, t: object) -> None:
                 bar.update(task, completed=done, total=total)
 
+            common = dict(library=library, store=store, settings=settings, score=ensemble_score_fn(store, ensemble),
+                          width=width, height=height, on_progress=progress)
             async with EndpointPool(settings.comfyui_urls) as pool:
-                return await build(items, out, library=library, pool=pool, store=store, settings=settings,
-                                   score=ensemble_score_fn(store, ensemble), width=width, height=height,
-                                   on_progress=progress)
+                if halving is not None:
+                    return await build_halving(**halving, out=out, pool=pool, **common)
+                return await build(items, out, pool=pool, **common)
 
     return asyncio.run(go())
 
@@ -73,8 +78,12 @@ def build_cmd(
     prompts: Path = typer.Option(..., "--prompts", help=".txt (one per line) or CSV with prompt[,prompt_id]."),
     flows: str = typer.Option(..., "--flows", help="Comma-separated flow ids."),
     out: Path = typer.Option(..., "--out", help="Dataset directory (re-run the same command to resume)."),
-    plan: str = typer.Option("grid", help="grid (every flow per prompt) or random (--per-prompt flows each)."),
+    plan: str = typer.Option("grid", help="grid (every flow per prompt), random (--per-prompt flows each) or "
+                             "halving (successive halving of the flows per category)."),
     per_prompt: int = typer.Option(2, help="Flows per prompt for the random plan."),
+    initial_prompts: int = typer.Option(DEFAULT_N0, help="Halving: prompts per flow in a category's first round."),
+    eta: int = typer.Option(DEFAULT_ETA, help="Halving: keep 1/eta of the flows and give them eta x the prompts "
+                                              "each round."),
     seeds: int = typer.Option(1, help="Seeds per (prompt, flow)."),
     seed: int = typer.Option(0, help="Plan seed."),
     tiny_scorers: bool = typer.Option(False, help="Random-weight tiny scorers (smoke runs only)."),
@@ -83,13 +92,21 @@ def build_cmd(
     """Run and score prompts x flows; resumable after any interruption."""
     from ...tools.dataset.builder import plan_items
 
-    if plan not in ("grid", "random"):
-        raise ConfigError(f"unknown plan {plan!r}", hint="use grid or random")
+    if plan not in ("grid", "random", "halving"):
+        raise ConfigError(f"unknown plan {plan!r}", hint="use grid, random or halving")
+    if plan == "halving" and (initial_prompts < 1 or eta < 2):
+        raise ConfigError("halving needs --initial-prompts >= 1 and --eta >= 2")
     ps = _read_prompts(prompts)
     cats = _categorize([t for _, t in ps])
-    items = plan_items([(pid, t, c) for (pid, t), c in zip(ps, cats)], [f.strip() for f in flows.split(",") if f.strip()],
-                       plan=plan, per_prompt=per_prompt, seeds=seeds, seed=seed)  # type: ignore[arg-type]
-    triplets = _run_build(items, out, tiny_scorers, width, height)
+    rows = [(pid, t, c) for (pid, t), c in zip(ps, cats)]
+    flow_ids = [f.strip() for f in flows.split(",") if f.strip()]
+    if plan == "halving":
+        spec = dict(prompts=rows, flows=flow_ids, n0=initial_prompts, eta=eta, seeds=seeds, seed=seed)
+        triplets = _run_build([], out, tiny_scorers, width, height, halving=spec)
+    else:
+        items = plan_items(rows, flow_ids, plan=plan, per_prompt=per_prompt,  # type: ignore[arg-type]
+                           seeds=seeds, seed=seed)
+        triplets = _run_build(items, out, tiny_scorers, width, height)
     console.print(f"{len(triplets)} triplets in {out}")
 
 
@@ -100,7 +117,8 @@ def status_cmd(out: Path = typer.Option(..., "--out", help="Dataset directory.")
 
     spec = json.loads((out / SPEC).read_text()) if (out / SPEC).is_file() else {}
     done = ProgressLog(out).load()
-    console.print(f"{len(done)} / {spec.get('jobs', '?')} jobs done; flows: {', '.join(spec.get('flows', []))}")
+    of = f"at most {spec['jobs']} (halving stops early)" if spec.get("plan") == "halving" else spec.get("jobs", "?")
+    console.print(f"{len(done)} / {of} jobs done; flows: {', '.join(spec.get('flows', []))}")
 
 
 @dataset_app.command("export")
