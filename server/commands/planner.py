@@ -123,24 +123,13 @@ def predict(
     target_score: float | None = typer.Option(None, "--target-score", help="Normalised target score in [0, 1]."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Rank flows for one prompt with predicted scores."""
-    _print_ranking(prompt, planner, k, target_score, as_json)
-
-
-def plan(
-    prompt: str = typer.Argument(..., help="The image prompt."),
-    planner: Path | None = typer.Option(None, "--planner", help="Planner directory (default: bundled)."),
-    k: int = typer.Option(5, "-k", help="How many flows to list."),
-    target_score: float | None = typer.Option(None, "--target-score", help="Normalised target score in [0, 1]."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
-) -> None:
     """Ranked flows for a prompt, with detected categories and predicted scores."""
     _print_ranking(prompt, planner, k, target_score, as_json)
 
 
 def register(app: typer.Typer) -> None:
     app.add_typer(planner_app, name="planner")
-    app.command("plan")(plan)
+    app.command("plan")(predict)  # `comfygen plan` is `comfygen planner predict`, one level up
 
 
 __all__ = ["register", "PlannerError"]
