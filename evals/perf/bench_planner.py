@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--planner", type=Path, default=None, help="Planner directory (default: bundled).")
     ap.add_argument("--n", type=int, default=200, help="Timed predictions.")
-    ap.add_argument("--threads", type=int, default=2, help="torch threads (the target machine has 2 cores).")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads of the process (the target machine has 2 cores; predict itself runs one prompt on one thread).")
     ap.add_argument("--quick", action="store_true", help="50 predictions.")
     args = ap.parse_args(argv)
     import torch

@@ -130,5 +130,31 @@ class Planner:
         if target_score is not None and not 0.0 <= target_score <= 1.0:
             raise PlannerError(f"target_score={target_score} is outside [0, 1]",
                                hint="give a normalised target, e.g. 0.9 for flows near the top of the training range")
-        pred = self.score_matrix([prompt])[0]
+        with _one_thread():
+            pred = self.score_matrix([prompt])[0]
         return self.rank(pred, target_score, allowed)[:k]
+
+
+_THREADS_LOCK = threading.Lock()
+
+
+class _one_thread:
+    """Run one prompt's forward on one torch thread, then restore the setting.
+
+    A single prompt through MiniLM is too small to gain from a second intra-op thread, and on a busy
+    machine OpenMP's spinning makes it several times slower (measured: p50 19 ms on 1 thread vs 18-215 ms
+    on 2, depending on other load; ``python -m comfygen.evals.perf.bench_planner``).
+    """
+
+    def __enter__(self) -> None:
+        import torch
+
+        _THREADS_LOCK.acquire()
+        self._saved = torch.get_num_threads()
+        torch.set_num_threads(1)
+
+    def __exit__(self, *exc: object) -> None:
+        import torch
+
+        torch.set_num_threads(self._saved)
+        _THREADS_LOCK.release()
