@@ -267,17 +267,26 @@ class Scorer:
         for attr in self.modules():
             setattr(self, attr, torch.compile(getattr(self, attr)))  # dynamic shapes after a 2nd batch size
 
-    def smash(self, algorithms: Sequence[str] = ("torch_compile",)) -> Scorer:
-        """Speed up the loaded modules with Pruna (``pip install pruna``); raises when it is not installed."""
+    def smash(self, algorithms: Sequence[str] = ("torch_compile",), **hyperparameters: Any) -> Scorer:
+        """Speed up the loaded modules with Pruna (``pip install pruna``); raises when it is not installed.
+
+        ``algorithms`` are Pruna algorithm names (``SmashConfig(["torch_compile"])``); ``hyperparameters``
+        are prefixed settings such as ``torch_compile_backend="openvino"``. ``pruna.smash`` returns a
+        ``PrunaModel`` whose ``__call__`` runs ``.model`` under ``no_grad``; the scorers already run under
+        ``inference_mode``, so the inner module replaces each attribute and is called exactly as before.
+        Pruna's telemetry is switched off unless ``PRUNA_METRICS_ENABLED`` is set.
+        """
+        os.environ.setdefault("PRUNA_METRICS_ENABLED", "false")  # read when pruna is imported
         try:
             from pruna import SmashConfig, smash  # type: ignore[import-not-found]
         except Exception as e:
             raise ScoringError("pruna is not importable", hint="install it in its own environment: pip install pruna "
                                "(set PRUNA_METRICS_ENABLED=false), or use compile=True (torch.compile)") from e
         self.load()
-        os.environ.setdefault("PRUNA_METRICS_ENABLED", "false")
         for attr, mod in self.modules().items():
             cfg = SmashConfig(list(algorithms), device=str(self.device))
+            if hyperparameters:
+                cfg.add(dict(hyperparameters))
             smashed = smash(mod, cfg)
             setattr(self, attr, getattr(smashed, "model", smashed))
         return self
