@@ -66,7 +66,22 @@ class LLM(Protocol):
     async def step(self, system: str, messages: list[Message], tools: list[ToolSpec]) -> Reply: ...
 
 
-class AnthropicLLM:
+class _SDKClient:
+    """An adapter owning one SDK client: an async context manager that closes it."""
+
+    client: Any
+
+    async def aclose(self) -> None:
+        await self.client.close()
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+class AnthropicLLM(_SDKClient):
     """Claude through the ``anthropic`` SDK (``ANTHROPIC_API_KEY``; ``base_url`` for proxies and tests)."""
 
     def __init__(self, model: str | None = None, *, api_key: str | None = None, base_url: str | None = None,
@@ -77,15 +92,6 @@ class AnthropicLLM:
         self.max_tokens = max_tokens
         self.images = images
         self.client = client or AsyncAnthropic(api_key=api_key, base_url=base_url, max_retries=1)
-
-    async def aclose(self) -> None:
-        await self.client.close()
-
-    async def __aenter__(self):
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
 
     def _messages(self, messages: list[Message]) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
@@ -119,7 +125,7 @@ class AnthropicLLM:
         return Reply(text=text, tool_calls=calls, stop_reason=resp.stop_reason, usage=usage)
 
 
-class OpenAILLM:
+class OpenAILLM(_SDKClient):
     """Any OpenAI-compatible chat model through the ``openai`` SDK (OpenAI, vLLM, Ollama, LM Studio...)."""
 
     def __init__(self, model: str | None = None, *, api_key: str | None = None, base_url: str | None = None,
@@ -131,15 +137,6 @@ class OpenAILLM:
         # Local servers (Ollama, vLLM) take any key; the SDK insists on one.
         key = api_key or os.environ.get("OPENAI_API_KEY") or ("unused" if base_url else None)
         self.client = client or AsyncOpenAI(api_key=key, base_url=base_url, max_retries=1)
-
-    async def aclose(self) -> None:
-        await self.client.close()
-
-    async def __aenter__(self):
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
 
     def _messages(self, system: str, messages: list[Message]) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = [{"role": "system", "content": system}]
