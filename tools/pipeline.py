@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as _dt
-import inspect
 import logging
 import secrets
 import time
@@ -23,6 +22,7 @@ from typing import Any
 
 from ..flow_library.model import Flow, Graph
 from ..flow_library.render import render
+from .callbacks import notify
 from .errors import Cancelled, ComfyGenError, ComfyUIError, ComfyUIExecutionError, DeadlineExceeded, StoreError
 from .graph.accel import plan_acceleration, apply_plan
 from .graph.batch import set_batch
@@ -35,17 +35,6 @@ log = logging.getLogger(__name__)
 EventCallback = Callable[[Any], Any]
 RecordCallback = Callable[[RunRecord], Any]
 SEED_RANGE = 2**32  # random seeds stay in 32 bits: portable across ComfyUI front-ends and numpy
-
-
-async def _call(cb: Callable[[Any], Any] | None, arg: Any) -> None:
-    if cb is None:
-        return
-    try:
-        result = cb(arg)
-        if inspect.isawaitable(result):
-            await result
-    except Exception:  # a broken progress callback must not break the run
-        log.exception("event callback failed")
 
 
 def run_params(flow: Flow, *, negative: str | None, width: int | None, height: int | None, batch: int,
@@ -153,7 +142,7 @@ async def run_flow(flow: Flow, prompt: str, *, negative: str | None = None, seed
     only_url = pool.urls[0] if len(getattr(pool, "urls", [])) == 1 else None
     rec = store.create(prompt=prompt, flow_id=flow.id, graph=graph, negative=negative, seed=seed, seeds=seeds,
                        params=params, accelerate=accelerate, endpoint=only_url, comfy_prompt_id=prompt_id)
-    await _call(on_record, rec)
+    await notify(on_record, rec, what="on_record callback")
 
     def dispatched(url: str, pid: str) -> None:
         # "running" = handed to a ComfyUI server (it may still wait in that server's queue).
@@ -161,7 +150,7 @@ async def run_flow(flow: Flow, prompt: str, *, negative: str | None = None, seed
 
     async def execute() -> RunRecord:
         # Events are only asked for when someone listens: following them costs the client extra queue lookups.
-        forward = (lambda event: _call(on_event, event)) if on_event is not None else None
+        forward = (lambda event: notify(on_event, event, what="on_event callback")) if on_event is not None else None
         out = await pool.run(graph, required_models=flow.models.files(), on_event=forward,
                              deadline_s=deadline_s or settings.run_deadline_s, prompt_id=prompt_id,
                              on_dispatch=dispatched)
@@ -284,7 +273,7 @@ async def run_many(jobs: Iterable[Job], *, pool: Any, store: RunStore, settings:
             existing = store.find_existing(job.flow.id, job.prompt, job.seed, params)
             if existing is not None:
                 res.record, res.reused = existing, True
-                await _call(on_done, res)
+                await notify(on_done, res, what="on_done callback")
                 return
         async with sem:
             try:
@@ -298,7 +287,7 @@ async def run_many(jobs: Iterable[Job], *, pool: Any, store: RunStore, settings:
             except Exception as e:  # noqa: BLE001 - one broken job must not sink the batch
                 log.exception("job %d (%s) failed", i, job.flow.id)
                 res.error = e
-        await _call(on_done, res)
+        await notify(on_done, res, what="on_done callback")
 
     await asyncio.gather(*(one(i) for i in range(len(jobs))))
     return results

@@ -25,13 +25,14 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import httpx
 import websockets
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..callbacks import notify
 from ..errors import Cancelled, ComfyUIError, ComfyUIUnavailable, DeadlineExceeded
 from . import events as ev
 from .errfmt import execution_error, validation_error
@@ -448,14 +449,7 @@ class ComfyClient:
             self.retries = saved
 
     async def _emit(self, on_event: EventCallback | None, event: ev.Event) -> None:
-        if on_event is None:
-            return
-        try:
-            res = on_event(event)
-            if isinstance(res, Awaitable):
-                await res
-        except Exception:  # a broken callback must not break the run
-            log.exception("on_event callback failed for %s", type(event).__name__)
+        await notify(on_event, event, what=f"on_event callback for {type(event).__name__}")
 
     async def _consume(self, st: _RunState, queue: asyncio.Queue[Any], on_event: EventCallback | None,
                        previews: bool, check_history_first: bool) -> None:

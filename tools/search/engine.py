@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
 import math
 import time
@@ -25,6 +24,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from ..callbacks import notify
 from .generate import Generated, Mode
 from .noise import NoiseSpec, NoiseTerm, derive_seed, latent_shape, neighbour
 from .verify import VerifierSet
@@ -102,17 +102,6 @@ class SearchResult(BaseModel):
     mode: str = "seeded"
     contact_sheet: str | None = None
     summary_path: str | None = None
-
-
-async def _notify(cb: Callable[[SearchProgress], Any] | None, p: SearchProgress) -> None:
-    if cb is None:
-        return
-    try:
-        r = cb(p)
-        if inspect.isawaitable(r):
-            await r
-    except Exception:  # a broken progress callback must not stop the search
-        log.exception("progress callback failed")
 
 
 class _State:
@@ -196,7 +185,7 @@ class _State:
 
     async def progress(self, rnd: int) -> None:
         best = self.cands[self.best_id] if self.best_id is not None else None
-        await _notify(self.on_progress, SearchProgress(
+        await notify(self.on_progress, SearchProgress(
             done=len(self.cands), budget=self.cfg.candidates, round=rnd, best_id=self.best_id,
             best_raw=dict(best.raw) if best else {}, elapsed_s=time.monotonic() - self.t0))
 
