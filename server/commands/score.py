@@ -29,19 +29,6 @@ def _weights(items: list[str]) -> dict[str, float]:
     return out
 
 
-def _open(paths: list[Path]):
-    from PIL import Image
-
-    images = []
-    for p in paths:
-        try:
-            with Image.open(p) as im:
-                images.append(im.convert("RGB"))
-        except OSError as e:
-            raise ScoringError(f"cannot read image {p}: {e}", hint="pass PNG/JPEG/WebP files") from e
-    return images
-
-
 def register(app: typer.Typer) -> None:
     @app.command()
     def score(
@@ -57,6 +44,7 @@ def register(app: typer.Typer) -> None:
         """Score images with the ensemble: per-scorer raw and standardized scores, total and mean rank."""
         from ...tools.scoring.ensemble import Ensemble
         from ...tools.scoring.registry import build_scorers
+        from ...tools.scoring.runs import load_images
         from ...tools.settings import get_settings
 
         settings = get_settings()
@@ -76,7 +64,7 @@ def register(app: typer.Typer) -> None:
         else:
             if not images or prompt is None:
                 raise ScoringError("nothing to score", hint="pass IMAGE... --prompt '...', or --run RUN_ID")
-            results = ens.score(_open(images), prompt)
+            results = ens.score(load_images(images), prompt)
             labels = [str(p) for p in images]
         if as_json:
             typer.echo(json.dumps([{"image": lab, **r.model_dump()} for lab, r in zip(labels, results, strict=True)],
@@ -142,6 +130,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Recompute the reference statistics on your own images and save them under $COMFYGEN_HOME."""
         from ...tools.scoring.ensemble import calibrate_stats, user_stats_path
+        from ...tools.scoring.runs import load_images
         from ...tools.scoring.registry import build_scorers
         from ...tools.settings import get_settings
 
@@ -162,7 +151,7 @@ def register(app: typer.Typer) -> None:
             if len(prompt) not in (1, len(images)):
                 raise ScoringError(f"{len(images)} images but {len(prompt)} prompts", hint="give 1 prompt or one per image")
             prompts = prompt * len(images) if len(prompt) == 1 else prompt
-            result = calibrate_stats(build_scorers(_names(scorers), settings, tiny=tiny), _open(images), prompts,
+            result = calibrate_stats(build_scorers(_names(scorers), settings, tiny=tiny), load_images(images), prompts,
                                      settings=settings)
         for n, s in result.scorers.items():
             console.print(f"{n}: mean {s.mean:.4g}  std {s.std:.4g}  (n={s.n})")

@@ -21,15 +21,15 @@ from .ensemble import Ensemble, ScoreResult
 log = logging.getLogger(__name__)
 
 
-def _load_images(paths: Sequence[str]) -> list[Image.Image]:
+def load_images(paths: Sequence[str | Path], *, hint: str = "pass PNG/JPEG/WebP files") -> list[Image.Image]:
+    """Open image files as RGB; an unreadable one is a ScoringError naming the file."""
     out = []
     for p in paths:
         try:
             with Image.open(p) as im:
                 out.append(im.convert("RGB"))
         except OSError as e:
-            raise ScoringError(f"cannot read run output {p}: {e}",
-                               hint="the image file was moved or deleted; re-run the flow") from e
+            raise ScoringError(f"cannot read image {p}: {e}", hint=hint) from e
     return out
 
 
@@ -56,7 +56,8 @@ def score_runs(store: Any, run_ids: Sequence[str], ensemble: Ensemble, *, stamp_
     prompts: list[str] = []
     owners: list[int] = []
     for k, rec in enumerate(todo):
-        imgs = _load_images([o.path for o in rec.outputs])
+        imgs = load_images([o.path for o in rec.outputs],
+                           hint="the image file was moved or deleted; re-run the flow")
         images += imgs
         prompts += [rec.prompt] * len(imgs)
         owners += [k] * len(imgs)
