@@ -161,15 +161,26 @@ async def build(items: Iterable[BuildItem], out: Path, *, library: Any, pool: An
     total, finished = len(items), len(items) - len(todo)
     if on_progress:
         on_progress(finished, total, None)
+    run = _logged_runner(log, done, library=library, pool=pool, store=store, settings=settings, score=score,
+                         width=width, height=height)
     for item in todo:
-        t = await _run_job(item, library=library, pool=pool, store=store, settings=settings, score=score,
-                           width=width, height=height)
-        log.append(t)
-        done[t.key] = t
+        t = await run(item)
         finished += 1
         if on_progress:
             on_progress(finished, total, t)
     return list(done.values())
+
+
+def _logged_runner(log: ProgressLog, done: dict[str, Triplet], **job_kwargs: Any) -> Callable[[BuildItem], Any]:
+    """Run one job, append its triplet to the log (the resume point), and remember it."""
+
+    async def run(item: BuildItem) -> Triplet:
+        t = await _run_job(item, **job_kwargs)
+        log.append(t)
+        done[t.key] = t
+        return t
+
+    return run
 
 
 def halving_groups(prompts: list[Prompt], seed: int = 0) -> dict[str, list[str]]:
@@ -238,12 +249,11 @@ async def build_halving(prompts: list[Prompt], flows: list[str], out: Path, *, n
     finished = sum(t.prompt_id in ids and t.flow in flows and t.seed in seed_values for t in done.values())
     if on_progress:
         on_progress(finished, total, None)
+    run = _logged_runner(log, done, library=library, pool=pool, store=store, settings=settings, score=score,
+                         width=width, height=height)
     while todo := halving_items(prompts, flows, done, n0=n0, eta=eta, seeds=seeds, seed=seed):
         for item in todo:
-            t = await _run_job(item, library=library, pool=pool, store=store, settings=settings, score=score,
-                               width=width, height=height)
-            log.append(t)
-            done[t.key] = t
+            t = await run(item)
             finished += 1
             if on_progress:
                 on_progress(finished, max(total, finished), t)
