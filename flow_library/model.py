@@ -27,7 +27,15 @@ class Family(StrEnum):
     SD3 = "sd3"
     FLUX = "flux"
     CASCADE = "cascade"
-    PIXART = "pixart"
+    PIXART = "pixart"  # PixArt-alpha and PixArt-Sigma (T5 text encoder, 4-channel latents)
+    QWEN_IMAGE = "qwen-image"  # 16-channel latents
+    HIDREAM = "hidream"  # 16-channel latents
+    LUMINA2 = "lumina2"  # Lumina Image 2.0 / Neta (16-channel latents)
+    CHROMA = "chroma"  # FLUX-schnell derived, 16-channel latents
+    OMNIGEN2 = "omnigen2"  # 16-channel latents
+    AURAFLOW = "auraflow"
+    HUNYUAN_DIT = "hunyuan-dit"
+    KOLORS = "kolors"  # SDXL-architecture UNet with a ChatGLM text encoder (node pack)
     DEEPFLOYD = "deepfloyd"
     EXTERNAL = "external"  # API-only or research models: kept as training signal, not executable locally
 
