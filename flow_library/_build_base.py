@@ -447,6 +447,111 @@ def cascade() -> Flow:
                  tags=["general", "illustration", "text-rendering"], source=HF + "stabilityai/stable-cascade")
 
 
+def pixart(id: str, name: str, desc: str, unet: str, vae: str, *, steps: int, cfg: float, tags: list[str],
+           source: str, lcm: bool = False) -> Flow:
+    """PixArt-alpha / PixArt-Sigma: a DiT loaded as a diffusion model, the T5-XXL encoder (CLIPLoader type
+    'pixart') and a separate VAE (SD 1.x for alpha, SDXL for Sigma)."""
+    t5 = "t5xxl_fp16.safetensors"
+    b = Builder()
+    model = [b.add("UNETLoader", unet_name=unet, weight_dtype="default"), 0]
+    clip = [b.add("CLIPLoader", clip_name=t5, type="pixart"), 0]
+    vae_l = [b.add("VAELoader", vae_name=vae), 0]
+    if lcm:
+        model = [b.add("ModelSamplingDiscrete", model=model, sampling="lcm", zsnr=False), 0]
+    pos, neg = b.encode(clip, "", "positive"), b.encode(clip, "" if cfg <= 1 else NEG_GENERIC, "negative")
+    samples = b.ksampler(model, pos, neg, b.latent(1024, 1024), steps=steps, cfg=cfg,
+                         sampler="lcm" if lcm else "euler", scheduler="sgm_uniform" if lcm else "normal")
+    b.save(b.decode(samples, vae_l), id)
+    return _flow(id, name, desc, Family.PIXART, b, models=FlowModels(unet=unet, clip=[t5], vae=vae),
+                 sampler="lcm" if lcm else "euler", scheduler="sgm_uniform" if lcm else "normal", steps=steps,
+                 cfg=cfg, tags=tags, source=source)
+
+
+def dit(id: str, name: str, desc: str, family: Family, *, unet: str | None = None, ckpt: str | None = None,
+        clip_node: tuple[str, dict[str, Any]] | None = None, vae: str | None = None, shift: tuple[str, float],
+        steps: int, cfg: float, sampler: str, scheduler: str, size: int, tags: list[str], source: str,
+        encoder: str = "CLIPTextEncode", negative: str = "") -> Flow:
+    """The shape ComfyUI's own templates use for the newer DiTs (Qwen-Image, HiDream, Lumina 2): a model
+    loader, a text-encoder loader, a shift patch (ModelSamplingAuraFlow / ModelSamplingSD3), the SD3 latent."""
+    b = Builder()
+    if ckpt:
+        model, clip, vae_l = b.checkpoint(ckpt)
+    else:
+        model = [b.add("UNETLoader", unet_name=unet, weight_dtype="default"), 0]
+    if clip_node:
+        clip = [b.add(clip_node[0], **clip_node[1]), 0]
+    if vae:
+        vae_l = [b.add("VAELoader", vae_name=vae), 0]
+    model = [b.add(shift[0], model=model, shift=shift[1]), 0]
+
+    def enc(text: str, slot: str) -> Link:
+        if encoder == "CLIPTextEncodeLumina2":
+            n = b.add(encoder, system_prompt="superior", user_prompt=text, clip=clip)
+            b.slot(slot, n, "user_prompt")
+        elif encoder == "CLIPTextEncodeHiDream":
+            n = b.add(encoder, clip=clip, clip_l=text, clip_g=text, t5xxl=text, llama=text)
+            b.slot(slot, n, "clip_l", "clip_g", "t5xxl", "llama")
+        else:
+            return b.encode(clip, text, slot)
+        return [n, 0]
+
+    pos, neg = enc("", "positive"), enc(negative, "negative")
+    samples = b.ksampler(model, pos, neg, b.latent(size, size, "EmptySD3LatentImage"), steps=steps, cfg=cfg,
+                         sampler=sampler, scheduler=scheduler)
+    b.save(b.decode(samples, vae_l), id)
+    clips = [v for k, v in sorted((clip_node or ("", {}))[1].items()) if k.startswith("clip_name")]
+    models = FlowModels(checkpoint=ckpt, unet=unet, clip=clips, vae=vae)
+    return _flow(id, name, desc, family, b, models=models, sampler=sampler, scheduler=scheduler, steps=steps, cfg=cfg,
+                 width=size, height=size, tags=tags, source=source)
+
+
+def newer_flows() -> list[Flow]:
+    """PixArt, Playground v2 and the DiTs core ComfyUI runs today, at their model cards' or ComfyUI templates'
+    settings."""
+    hidream_clips = ("QuadrupleCLIPLoader", {"clip_name1": "clip_l_hidream.safetensors",
+                                             "clip_name2": "clip_g_hidream.safetensors",
+                                             "clip_name3": "t5xxl_fp8_e4m3fn_scaled.safetensors",
+                                             "clip_name4": "llama_3.1_8b_instruct_fp8_scaled.safetensors"})
+    return [
+        pixart("pixart-sigma", "PixArt-Sigma", "PixArt-Sigma XL 1024: a 0.6B DiT with the T5-XXL encoder; strong prompt "
+               "following for its size (20 steps, CFG 4.5).", "PixArt-Sigma-XL-2-1024-MS.pth", "sdxl_vae.safetensors",
+               steps=20, cfg=4.5, tags=["general", "illustration"], source=HF + "PixArt-alpha/PixArt-Sigma-XL-2-1024-MS"),
+        pixart("pixart-alpha", "PixArt-alpha", "PixArt-alpha XL 1024: the first PixArt DiT (T5-XXL, SD VAE), 20 steps, "
+               "CFG 4.5.", "PixArt-XL-2-1024-MS.pth", SD15_VAE, steps=20, cfg=4.5, tags=["general"],
+               source=HF + "PixArt-alpha/PixArt-XL-2-1024-MS"),
+        pixart("pixart-lcm", "PixArt-alpha LCM (4 steps)", "PixArt-LCM XL: PixArt-alpha distilled to 4 LCM steps without "
+               "CFG.", "PixArt-LCM-XL-2-1024-MS.pth", SD15_VAE, steps=4, cfg=1.0, tags=["fast"], lcm=True,
+               source=HF + "PixArt-alpha/PixArt-LCM-XL-2-1024-MS"),
+        build_simple(Spec(
+            "playground-v2", "Playground v2", "Playground v2 (1024px aesthetic): an SDXL-architecture model trained from "
+            "scratch for aesthetics; 50 steps at CFG 3 as its model card says.", Family.PLAYGROUND,
+            "playground-v2.fp16.safetensors", "euler", "normal", 50, 3.0, tags=["general", "vivid"],
+            source=HF + "playgroundai/playground-v2-1024px-aesthetic")),
+        dit("qwen-image", "Qwen-Image", "Qwen-Image (20B MMDiT, Qwen2.5-VL text encoder): excellent text rendering and "
+            "prompt following; ComfyUI template settings (20 steps, CFG 2.5, shift 3.1).", Family.QWEN_IMAGE,
+            unet="qwen_image_fp8_e4m3fn.safetensors",
+            clip_node=("CLIPLoader", {"clip_name": "qwen_2.5_vl_7b_fp8_scaled.safetensors", "type": "qwen_image"}),
+            vae="qwen_image_vae.safetensors", shift=("ModelSamplingAuraFlow", 3.1), steps=20, cfg=2.5, sampler="euler",
+            scheduler="simple", size=1328, tags=["general", "text-rendering", "detailed"],
+            source=HF + "Comfy-Org/Qwen-Image_ComfyUI"),
+        dit("hidream-full", "HiDream-I1 Full", "HiDream-I1 Full (17B, four text encoders): 50 steps, CFG 5, shift 3 "
+            "(ComfyUI template).", Family.HIDREAM, unet="hidream_i1_full_fp8.safetensors", clip_node=hidream_clips,
+            vae="ae.safetensors", shift=("ModelSamplingSD3", 3.0), steps=50, cfg=5.0, sampler="uni_pc",
+            scheduler="simple", size=1024, tags=["general", "detailed", "illustration"],
+            encoder="CLIPTextEncodeHiDream", negative=NEG_GENERIC, source=HF + "Comfy-Org/HiDream-I1_ComfyUI"),
+        dit("hidream-dev", "HiDream-I1 Dev", "HiDream-I1 Dev: guidance-distilled HiDream, 28 LCM steps without CFG, shift 6 "
+            "(ComfyUI template).", Family.HIDREAM, unet="hidream_i1_dev_fp8.safetensors", clip_node=hidream_clips,
+            vae="ae.safetensors", shift=("ModelSamplingSD3", 6.0), steps=28, cfg=1.0, sampler="lcm", scheduler="normal",
+            size=1024, tags=["general", "fast"], encoder="CLIPTextEncodeHiDream",
+            source=HF + "Comfy-Org/HiDream-I1_ComfyUI"),
+        dit("lumina2", "Lumina Image 2.0", "Lumina Image 2.0 (2.6B, Gemma text encoder): 25 steps of res_multistep at CFG 4, "
+            "shift 6 (ComfyUI example).", Family.LUMINA2, ckpt="lumina_2.safetensors",
+            shift=("ModelSamplingAuraFlow", 6.0), steps=25, cfg=4.0, sampler="res_multistep", scheduler="simple",
+            size=1024, tags=["general", "illustration"], encoder="CLIPTextEncodeLumina2",
+            negative="blurry, low quality, watermark", source=HF + "Comfy-Org/Lumina_Image_2.0_Repackaged"),
+    ]
+
+
 def all_flows() -> list[Flow]:
     flows = [build_simple(s) for s in _simple_specs()]
     flows.append(build_simple(Spec(
@@ -456,6 +561,7 @@ def all_flows() -> list[Flow]:
             "sampling": "edm_playground_v2.5", "sigma_max": 120.0, "sigma_min": 0.002})],
         source=HF + "playgroundai/playground-v2.5-1024px-aesthetic")))
     flows += [sdxl_refiner(), sdxl_turbo(), sdxl_dpo(), cascade()]
+    flows += newer_flows()
     flows += [
         sd35("sd35-large", "sd3.5_large.safetensors", 28, 4.5, ["general", "text-rendering", "detailed"],
              "SD 3.5 Large: 8B MMDiT with three text encoders; good typography and prompt following."),

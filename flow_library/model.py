@@ -40,6 +40,16 @@ class Family(StrEnum):
     EXTERNAL = "external"  # API-only or research models: kept as training signal, not executable locally
 
 
+# Families whose VAE latents have 16 channels (the rest have 4): noise search and latent rewrites need it.
+LATENT16 = frozenset({Family.SD3, Family.FLUX, Family.QWEN_IMAGE, Family.HIDREAM, Family.LUMINA2, Family.CHROMA,
+                      Family.OMNIGEN2})
+
+
+def latent_channels(family: Family | str) -> int:
+    """Channels of the family's latent image (4 or 16)."""
+    return 16 if Family(family) in LATENT16 else 4
+
+
 class SlotRef(BaseModel):
     """One place in the graph: ``graph[node][input]``."""
 

@@ -21,7 +21,8 @@ Mode = Literal["seeded", "latent", "pack"]
 _NATIVE = {Family.SD15: (512 * 512, 8), Family.SD21: (768 * 768, 4), Family.SDXL: (1024 * 1024, 4),
            Family.SSD1B: (1024 * 1024, 4), Family.SDXL_REFINER: (1024 * 1024, 4),
            Family.PLAYGROUND: (1024 * 1024, 4), Family.SD3: (1024 * 1024, 2), Family.FLUX: (1024 * 1024, 2),
-           Family.CASCADE: (1024 * 1024, 2), Family.PIXART: (1024 * 1024, 4)}
+           Family.CASCADE: (1024 * 1024, 2), Family.PIXART: (1024 * 1024, 4), Family.QWEN_IMAGE: (1328 * 1328, 1),
+           Family.HIDREAM: (1024 * 1024, 1), Family.LUMINA2: (1024 * 1024, 2)}
 
 
 def default_batch(family: Family | str, width: int, height: int, *, max_batch: int = 64) -> int:
