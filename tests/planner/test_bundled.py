@@ -5,12 +5,30 @@ from comfygen.flow_library.model import Family
 from comfygen.flow_library.schema import NodeSchema, validate_graph
 from comfygen.flow_library.score_table import ScoreTable
 from comfygen.tools.planner import Planner
+from comfygen.tools.planner.sources import SOURCES
+
+
+CORE_RUNNABLE = {"rated-flux-schnell", "rated-sd35-large", "rated-playground-v2", "rated-playground-v25",
+                 "rated-pixart-sigma", "rated-pixart-alpha", "rated-ssd1b", "rated-sdxl-base", "rated-sdxl-turbo",
+                 "rated-lcm-sdxl", "rated-lcm-sd15", "rated-lcm-pixart", "rated-sd14", "rated-sd15", "rated-sd21",
+                 "rated-dreamlike-photoreal"}
+
+
+def test_every_rated_model_of_every_source_has_a_flow():
+    lib = FlowLibrary.default()
+    for src in SOURCES.values():
+        for model, flow_id in src.models.items():
+            assert flow_id in lib, (src.name, model)
+    runnable = {f.id for f in lib if f.id.startswith("rated-") and f.executable}
+    assert CORE_RUNNABLE <= runnable
+    kolors = lib.get("rated-kolors")
+    assert not kolors.executable and kolors.requires[0].kind == "node_pack"
 
 
 def test_rated_flows_are_valid_graphs_or_external_references():
     lib = FlowLibrary.default()
     rated = [f for f in lib if f.id.startswith("rated-")]
-    assert len(rated) == 19
+    assert len(rated) == len({fid for s in SOURCES.values() for fid in s.models.values()})
     schema = NodeSchema.bundled()
     for flow in rated:
         assert flow.provenance.kind == "rating-source" and flow.provenance.source
