@@ -147,8 +147,14 @@ def final_outputs(graph: Graph, schema: NodeSchema) -> list[str]:
     outs = [nid for nid, n in graph.items() if n["class_type"] in schema and schema.is_output(n["class_type"])
             and _is_link(n["inputs"].get("images"))]
     source = {nid: graph[nid]["inputs"]["images"][0] for nid in outs}
-    upstream = {nid: _ancestors(graph, source[nid]) | {source[nid]} for nid in outs}
-    final = [o for o in outs if not any(source[o] in upstream[p] and source[o] != source[p] for p in outs if p != o)]
+    deps = {nid: _ancestors(graph, source[nid]) for nid in outs}  # what the image is made from
+    upstream = {nid: deps[nid] | {source[nid]} for nid in outs}
+
+    def earlier(o: str, p: str) -> bool:
+        """o's image is made from a part of what p's is made from (a first pass, a preprocessor preview)."""
+        return source[o] != source[p] and deps[o] <= upstream[p] and not deps[p] <= upstream[o]
+
+    final = [o for o in outs if not any(earlier(o, p) for p in outs if p != o)]
     saving = [o for o in final if graph[o]["class_type"] != "PreviewImage"]
     final = [o for o in final if graph[o]["class_type"] != "PreviewImage"
              or not any(source[s] == source[o] for s in saving)]
