@@ -144,8 +144,8 @@ def _workflow_files(path: Path) -> list[Path]:
 
 
 def _error_lines(e: ComfyGenError) -> list[str]:
-    lines = [e.message]
     node_errors = getattr(e, "node_errors", None) or {}
+    lines = [e.message.split(": node ")[0] + ":" if node_errors else e.message]
     for nid, ne in node_errors.items():
         for err in ne.get("errors", []):
             name = (err.get("extra_info") or {}).get("input_name") or ""
