@@ -2,8 +2,8 @@
 
 Never string templating: a prompt full of quotes, braces or newlines is just a string value.
 
-A size follows ``width``/``height`` in proportion: a slot holding the flow's own width gets the new width, a
-hires target holding 1.5× the flow's width gets 1.5× the new one (rounded to a multiple of 8). Prompts with
+A size follows ``width``/``height`` in proportion to the size the graph is built at (its empty latent's): that
+node gets the new width, a hires target holding 1.5× it gets 1.5× the new one (rounded to a multiple of 8). Prompts with
 ``{a|b|c}`` choices (ComfyUI's dynamic prompts, which its frontend resolves at queue time) get one choice
 each, drawn from the seed so a run is reproducible.
 """
@@ -62,8 +62,8 @@ def render(
     if negative is not None:
         _fill(graph, flow.slots.negative, negative)
     _fill(graph, flow.slots.seed, seed)
-    _scale(graph, flow.slots.width, w, flow.width)
-    _scale(graph, flow.slots.height, h, flow.height)
+    _scale(graph, flow.slots.width, w, _base(graph, flow.slots.width, "width", flow.width))
+    _scale(graph, flow.slots.height, h, _base(graph, flow.slots.height, "height", flow.height))
     _fill(graph, flow.slots.batch, batch)
     rng = random.Random(seed)
     for ref in (*flow.slots.positive, *flow.slots.negative, *flow.slots.regional):
@@ -76,6 +76,15 @@ def render(
 def _fill(graph: Graph, refs: list[SlotRef], value: object) -> None:
     for ref in refs:
         graph[ref.node]["inputs"][ref.input] = value
+
+
+def _base(graph: Graph, refs: list[SlotRef], axis: str, default: int) -> int:
+    """The size the graph itself is built at: its empty latent's (a node fed by no link), else the first slot's."""
+    sized = [r for r in refs if r.input == axis and isinstance(graph[r.node]["inputs"].get(axis), int)]
+    for ref in sized:
+        if not any(isinstance(v, list) for v in graph[ref.node]["inputs"].values()):
+            return int(graph[ref.node]["inputs"][axis])
+    return int(graph[sized[0].node]["inputs"][axis]) if sized else default
 
 
 def _scale(graph: Graph, refs: list[SlotRef], new: int, base: int) -> None:

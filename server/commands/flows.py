@@ -14,7 +14,7 @@ from rich.table import Table
 from ...flow_library.binding import bind, installed_from_object_info
 from ...flow_library.categories import get_category
 from ...flow_library.errors import FlowError
-from ...flow_library.importer import (WorkflowImportError, free_id, import_file, import_workflow, read_workflow,
+from ...flow_library.importer import (free_id, import_file, import_workflow, read_workflow,
                                       save_user_flow, slugify)
 from ...flow_library.library import FlowLibrary
 from ...flow_library.model import Flow

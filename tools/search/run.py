@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ...flow_library.model import Family, Flow
+from ...flow_library.model import Flow, latent_channels
 from ...flow_library.render import render
 from ..errors import FlowError, StoreError
 from .engine import Candidate, SearchConfig, SearchProgress, SearchResult, search
@@ -31,7 +31,7 @@ def resolve_config(config: SearchConfig, flow: Flow, settings: Any = None) -> Se
     if "height" not in fields:
         upd["height"] = flow.height
     if "latent_channels" not in fields:
-        upd["latent_channels"] = 16 if flow.family in (Family.SD3, Family.FLUX) else 4
+        upd["latent_channels"] = latent_channels(flow.family)
     cfg = config.model_copy(update=upd)
     if cfg.batch is None:
         cap = int(getattr(settings, "max_batch", 64) or 64)
