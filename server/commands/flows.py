@@ -126,10 +126,13 @@ def show(flow_id: str = typer.Argument(..., help="Flow id."),
     prov = flow.provenance
     table.add_row("provenance", prov.kind + (f" of {prov.parent}: {'; '.join(prov.changes)}" if prov.parent else "")
                   + (f" ({prov.source})" if prov.source else ""))
-    for name in ("positive", "negative", "seed", "width", "height", "batch"):
+    for name in ("positive", "negative", "regional", "seed", "width", "height", "batch", "image"):
         refs = getattr(flow.slots, name)
-        table.add_row(f"slot {name}", ", ".join(f"{r.node}.{r.input}" for r in refs) or "-")
+        if refs or name not in ("regional", "image"):
+            table.add_row(f"slot {name}", ", ".join(f"{r.node}.{r.input}" for r in refs) or "-")
     table.add_row("outputs", ", ".join(flow.slots.output))
+    if prov.notes:
+        table.add_row("notes", escape("\n".join(prov.notes)))
     table.add_row("nodes", str(len(flow.graph)))
     console.print(table)
 

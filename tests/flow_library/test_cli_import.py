@@ -93,6 +93,10 @@ def test_a_single_import_takes_a_free_id_and_says_so(tmp_path: Path) -> None:
     assert code == 0 and "sd15-base-imported-2" in out  # the first free one
     code, out = cli("flows", "import", str(path), "--id", "sd15-base", "--yes")
     assert code == 1  # asked for by name: refused
+    code, out = cli("flows", "import", str(path), "--id", "mine", "--family", "sd21", "--yes")
+    assert code == 0
+    code, out = cli("flows", "show", "mine")
+    assert code == 0 and "sd21" in out and "imported" in out and "slot image" not in out
 
 
 @pytest.fixture
