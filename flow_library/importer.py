@@ -93,6 +93,8 @@ def ui_to_api(workflow: dict[str, Any], schema: NodeSchema) -> Graph:
                     pos += 1 + has_control(name, spec) + has_upload(spec)
                 if src is not None:
                     inputs[name] = src.value if src.is_value else [src.node, src.slot]
+                elif name in node.overrides:  # a widget the subgraph instance shows (proxied)
+                    inputs[name] = node.overrides[name]
                 elif has_value and value is not None:
                     inputs[name] = value
                 else:

@@ -104,6 +104,17 @@ class _Level:
     promoted: dict[int, Any] = field(default_factory=dict)  # instance input slot -> its widget value
     out_links: dict[int, Any] = field(default_factory=dict)  # output slot -> inner link id
     children: dict[Any, "_Level"] = field(default_factory=dict)  # instance node id -> its level
+    input_names: list[str] = field(default_factory=list)  # the subgraph's inputs, by slot
+    overrides: dict[tuple[Any, str], Any] = field(default_factory=dict)  # (inner node, widget) -> proxied value
+
+    def instance_input(self, slot: int) -> dict:
+        """The instance's input for subgraph input ``slot``: by name, as the frontend rebinds them, else by position."""
+        inputs = (self.instance or {}).get("inputs") or []
+        name = self.input_names[slot] if slot < len(self.input_names) else None
+        for inp in inputs:
+            if name is not None and inp.get("name") == name:
+                return inp
+        return inputs[slot] if slot < len(inputs) and name is None else {}
 
     def exec_id(self, node_id: Any) -> str:
         return ":".join((*self.path, str(node_id)))
@@ -120,6 +131,7 @@ class FlatNode:
     inputs: list[dict]
     title: str | None
     level: _Level
+    overrides: dict[str, Any] = field(default_factory=dict)  # widget name -> value shown on the instance
 
     def resolve(self, link_id: Any) -> Source | None:
         return _resolve_link(self.level, link_id, None, set())
@@ -136,9 +148,9 @@ def _resolve_link(level: _Level, link_id: Any, want: Any, seen: set) -> Source |
     if link is None:
         return None
     if link.origin == SUBGRAPH_INPUT and level.instance is not None:
-        inputs = level.instance.get("inputs") or []
-        if link.origin_slot < len(inputs) and inputs[link.origin_slot].get("link") is not None:
-            return _resolve_link(level.parent, inputs[link.origin_slot]["link"], want or link.type, seen)
+        outer = level.instance_input(link.origin_slot)
+        if outer.get("link") is not None:
+            return _resolve_link(level.parent, outer["link"], want or link.type, seen)
         if link.origin_slot in level.promoted:
             return Source(value=level.promoted[link.origin_slot])
         return None
@@ -210,16 +222,29 @@ def _group_name(node_type: Any, groups: dict[str, dict]) -> str | None:
 
 
 def _promoted_values(instance: dict, sub: dict, links: dict[Any, Link], nodes: dict[Any, dict],
-                     schema: NodeSchema) -> dict[int, Any]:
-    """Instance input slot -> the value of the widget the instance shows for it (when it has one)."""
-    inst_inputs = instance.get("inputs") or []
+                     schema: NodeSchema) -> tuple[dict[int, Any], dict[tuple[Any, str], Any]]:
+    """The widgets the instance shows and their values: (subgraph input slot -> value, (inner node, widget) -> value).
+
+    Older editors mark promoted inputs with ``widget`` on the instance's inputs; newer ones list them in
+    ``properties.proxyWidgets`` as ``[inner node id or "-1" (a subgraph input), widget name]``. Either way the
+    instance's ``widgets_values`` follow that order (older files add a slot after each control_after_generate).
+    """
     sub_inputs = sub.get("inputs") or []
-    promoted = [i for i, inp in enumerate(inst_inputs) if inp.get("widget")]
-    if not promoted:
-        return {}
+    names = [i.get("name") for i in sub_inputs]
+    entries: list[tuple[Any, str]] = []  # ("-1", input name) or (inner node id, widget name)
+    proxies = (instance.get("properties") or {}).get("proxyWidgets")
+    if isinstance(proxies, list) and proxies:
+        entries = [(str(p[0]), str(p[1])) for p in proxies if isinstance(p, (list, tuple)) and len(p) == 2]
+    else:
+        entries = [("-1", i["name"]) for i in instance.get("inputs") or [] if i.get("widget") and i.get("name")]
     values = instance.get("widgets_values")
-    if not isinstance(values, list):
-        return {}
+    if not entries or not isinstance(values, list):
+        return {}, {}
+
+    def spec_of(node: dict | None, name: str | None) -> tuple[str, list] | None:
+        if node is None or node.get("type") not in schema:
+            return None
+        return next(((n, sp) for n, sp, _ in schema.inputs(node["type"]) if n == name), None)
 
     def target_spec(slot: int) -> tuple[str, list] | None:
         ids = (sub_inputs[slot].get("linkIds") if slot < len(sub_inputs) else None) or \
@@ -227,26 +252,34 @@ def _promoted_values(instance: dict, sub: dict, links: dict[Any, Link], nodes: d
         for link_id in ids:
             lk = links.get(_key(link_id))
             node = nodes.get(lk.target) if lk else None
-            if node is None:
-                continue
-            name = ((node.get("inputs") or [{}] * (lk.target_slot + 1))[lk.target_slot] or {}).get("name")
-            if node.get("type") in schema:
-                for n, spec, _ in schema.inputs(node["type"]):
-                    if n == name:
-                        return n, spec
+            if node is not None:
+                name = ((node.get("inputs") or [{}] * (lk.target_slot + 1))[lk.target_slot] or {}).get("name")
+                found = spec_of(node, name)
+                if found:
+                    return found
         return None
 
-    extra_slots = len(values) > len(promoted)
-    out: dict[int, Any] = {}
+    extra_slots = len(values) > len(entries)
+    promoted: dict[int, Any] = {}
+    overrides: dict[tuple[Any, str], Any] = {}
     pos = 0
-    for slot in promoted:
-        if pos < len(values) and values[pos] is not None:
-            out[slot] = values[pos]
+    for owner, name in entries:
+        value = values[pos] if pos < len(values) else None
         pos += 1
-        spec = target_spec(slot)
+        if owner == "-1":
+            if name not in names:
+                continue
+            slot = names.index(name)
+            spec = target_spec(slot)
+            if value is not None:
+                promoted[slot] = value
+        else:
+            spec = spec_of(nodes.get(_key(owner)), name)
+            if value is not None:
+                overrides[(_key(owner), name)] = value
         if extra_slots and spec and has_control(*spec):
             pos += 1
-    return out
+    return promoted, overrides
 
 
 def _group_level(instance: dict, data: dict, schema: NodeSchema) -> tuple[dict[Any, dict], dict[Any, Link],
@@ -357,13 +390,17 @@ def flatten(workflow: dict, schema: NodeSchema) -> list[FlatNode]:
                     for k, lk in links.items():
                         if lk.target == SUBGRAPH_OUTPUT:
                             out_links.setdefault(lk.target_slot, k)
-                    promoted = _promoted_values(node, sub, links, nodes, schema)
+                    promoted, overrides = _promoted_values(node, sub, links, nodes, schema)
                 child = _Level(nodes, links, level.path + (str(node_id),), level, node, promoted, out_links)
+                if not group:
+                    child.input_names = [str(i.get("name")) for i in subgraphs[kind].get("inputs") or []]
+                    child.overrides = overrides
                 level.children[node_id] = child
                 build(child, stack + (kind,), mode if mode in (MUTED, BYPASSED) else None)
                 continue
+            overrides = {name: v for (owner, name), v in level.overrides.items() if owner == node_id}
             out.append(FlatNode(level.exec_id(node_id), str(kind), int(mode or 0), node.get("widgets_values"),
-                                list(node.get("inputs") or []), node.get("title"), level))
+                                list(node.get("inputs") or []), node.get("title"), level, overrides))
 
     root = _Level({_key(n.get("id")): n for n in workflow.get("nodes") or [] if isinstance(n, dict)},
                   normalize_links(workflow.get("links")))

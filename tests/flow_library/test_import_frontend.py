@@ -168,3 +168,15 @@ def test_numbers_stored_as_strings_become_numbers_so_bounds_apply() -> None:
     api["9"]["inputs"]["images"] = ["20", 0]
     with pytest.raises(FlowValidationError, match=r"node 20 \(ImageScale\) input 'width'"):
         import_workflow(api)
+
+
+def test_newer_subgraph_instances_promote_widgets_through_proxy_widgets() -> None:
+    wf = subgraphed()
+    inst = next(n for n in wf["nodes"] if n["id"] == 75)
+    inst["inputs"] = [i for i in inst["inputs"] if not i.get("widget")]  # the current editor lists none
+    inst["properties"] = {"proxyWidgets": [["-1", "text"], ["59", "text"], ["-1", "seed"]]}
+    inst["widgets_values"] = ["a proxied prompt", "a proxied negative", 9]
+    g = ui_to_api(wf, SCHEMA)
+    assert g["75:58"]["inputs"]["text"] == "a proxied prompt" and g["75:61"]["inputs"]["seed"] == 9
+    assert g["75:59"]["inputs"]["text"] == "a proxied negative"  # an inner widget shown on the instance
+    assert g["75:61"]["inputs"]["model"] == ["1", 0]  # outer links still matched by input name
