@@ -177,6 +177,10 @@ def to_api_graph(data: Any, schema: NodeSchema) -> Graph:
         graph = ui_to_api(data, schema)
     else:
         graph = {str(k): v for k, v in data.items()}
+        for key, node in graph.items():
+            if not isinstance(node, dict) or not isinstance(node.get("class_type"), str):
+                raise WorkflowImportError(f"not a ComfyUI workflow: {key!r} is not a node (no class_type)",
+                                          hint="pass a workflow ComfyUI saved (Save, or Export (API))")
         missing = []
         for node in graph.values():
             cls = node.get("class_type") if isinstance(node, dict) else None

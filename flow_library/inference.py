@@ -88,18 +88,44 @@ def _text_refs(graph: Graph, node_ids: list[str]) -> list[SlotRef]:
     return refs
 
 
-def _string_source(graph: Graph, value: Any, depth: int = 0) -> SlotRef | None:
-    """The one literal string input of the node a link comes from (PrimitiveString(Multiline) and the like)."""
-    if not _is_link(value) or value[0] not in graph or depth > 8:
+STRING_JOINS: dict[str, tuple[str, ...]] = {"StringConcatenate": ("string_a", "string_b")}
+SYSTEM_PROMPT = re.compile(r"<Prompt Start>|^\s*You are (an|a) ", re.IGNORECASE)
+
+
+def _string_source(graph: Graph, value: Any) -> SlotRef | None:
+    """The string a prompt comes from when the encoder's text is a link: a string node's value, or, through a
+    concatenation, its part that holds the prompt (not a system prompt; a string node before a literal;
+    the first)."""
+    candidates = _string_leaves(graph, value, 0)
+    if not candidates:
         return None
-    inputs = graph[value[0]]["inputs"]
+    ranked = sorted(enumerate(candidates), key=lambda ic: (
+        bool(SYSTEM_PROMPT.search(str(graph[ic[1][0].node]["inputs"].get(ic[1][0].input, "")))), not ic[1][1], ic[0]))
+    return ranked[0][1][0]
+
+
+def _string_leaves(graph: Graph, value: Any, depth: int) -> list[tuple[SlotRef, bool]]:
+    """(literal string input, it is a string node's own value) reached from ``value``."""
+    if not _is_link(value) or value[0] not in graph or depth > 8:
+        return []
+    node_id = value[0]
+    cls, inputs = graph[node_id]["class_type"], graph[node_id]["inputs"]
+    if cls in STRING_JOINS:
+        out: list[tuple[SlotRef, bool]] = []
+        for key in STRING_JOINS[cls]:
+            v = inputs.get(key)
+            if isinstance(v, str):
+                out.append((SlotRef(node=node_id, input=key), False))
+            else:
+                out += _string_leaves(graph, v, depth + 1)
+        return out
     literal = [k for k, v in inputs.items() if isinstance(v, str)]
     links = [v for v in inputs.values() if _is_link(v)]
     if len(literal) == 1 and not links:
-        return SlotRef(node=value[0], input=literal[0])
+        return [(SlotRef(node=node_id, input=literal[0]), True)]
     if not literal and len(links) == 1:
-        return _string_source(graph, links[0], depth + 1)
-    return None
+        return _string_leaves(graph, links[0], depth + 1)
+    return []
 
 
 def prompt_slots(graph: Graph) -> tuple[list[SlotRef], list[SlotRef], list[SlotRef]]:
@@ -234,6 +260,8 @@ def sampling_settings(graph: Graph) -> dict[str, Any]:
         elif cls in ("SamplerCustom", "CFGGuider", "PerpNegGuider") and out["cfg"] is None \
                 and isinstance(inp.get("cfg"), (int, float)):
             out["cfg"] = inp["cfg"]
+        elif cls == "DualCFGGuider" and out["cfg"] is None and isinstance(inp.get("cfg_conds"), (int, float)):
+            out["cfg"] = inp["cfg_conds"]
         elif cls == "BasicGuider" and out["cfg"] is None:
             out["cfg"] = 1.0  # no classifier-free guidance
     return out
@@ -255,7 +283,7 @@ CLASS_FAMILIES = [
 ]
 NAME_FAMILIES = [
     (r"qwen[-_ ]?image|qwen_2\.5_vl", Family.QWEN_IMAGE), (r"hidream", Family.HIDREAM),
-    (r"lumina|neta[-_ ]?lumina", Family.LUMINA2), (r"chroma", Family.CHROMA), (r"omnigen", Family.OMNIGEN2),
+    (r"lumina|neta[-_ ]?yume", Family.LUMINA2), (r"chroma", Family.CHROMA), (r"omnigen", Family.OMNIGEN2),
     (r"aura[-_ ]?flow", Family.AURAFLOW), (r"hunyuan[-_ ]?dit", Family.HUNYUAN_DIT), (r"kolors", Family.KOLORS),
     (r"pixart", Family.PIXART), (r"flux", Family.FLUX), (r"stable[-_ ]?cascade", Family.CASCADE),
     (r"sd3|sd_3|stable[-_ ]?diffusion[-_ ]?3", Family.SD3),

@@ -180,3 +180,21 @@ def test_newer_subgraph_instances_promote_widgets_through_proxy_widgets() -> Non
     assert g["75:58"]["inputs"]["text"] == "a proxied prompt" and g["75:61"]["inputs"]["seed"] == 9
     assert g["75:59"]["inputs"]["text"] == "a proxied negative"  # an inner widget shown on the instance
     assert g["75:61"]["inputs"]["model"] == ["1", 0]  # outer links still matched by input name
+
+
+def test_a_prompt_built_by_concatenation_fills_its_prompt_part() -> None:
+    ui = sd15()
+    ui.node(30, "PrimitiveStringMultiline", ["You are an assistant designed to generate images. <Prompt Start> "])
+    ui.node(31, "PrimitiveStringMultiline", ["a castle at dawn"])
+    ui.node(32, "StringConcatenate", ["", "", ""])
+    ui.link(30, 0, 32, "string_a", "STRING", widget=True)
+    ui.link(31, 0, 32, "string_b", "STRING", widget=True)
+    ui.link(32, 0, 6, "text", "STRING", widget=True)
+    ui.node(33, "StringConcatenate", ["a cat", "gummy candy style", ","])  # subject first, style after
+    ui.link(33, 0, 7, "text", "STRING", widget=True)
+    flow = import_workflow(ui.workflow(), flow_id="concat")
+    assert [(r.node, r.input) for r in flow.slots.positive] == [("31", "value")]  # not the system prompt
+    assert [(r.node, r.input) for r in flow.slots.negative] == [("33", "string_a")]
+    g = render(flow, "a lighthouse", negative="blurry")
+    assert g["30"]["inputs"]["value"].startswith("You are") and g["31"]["inputs"]["value"] == "a lighthouse"
+    assert g["33"]["inputs"] == {"string_a": "blurry", "string_b": "gummy candy style", "delimiter": ","}
