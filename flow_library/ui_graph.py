@@ -225,20 +225,15 @@ def _promoted_values(instance: dict, sub: dict, links: dict[Any, Link], nodes: d
                      schema: NodeSchema) -> tuple[dict[int, Any], dict[tuple[Any, str], Any]]:
     """The widgets the instance shows and their values: (subgraph input slot -> value, (inner node, widget) -> value).
 
-    Older editors mark promoted inputs with ``widget`` on the instance's inputs; newer ones list them in
-    ``properties.proxyWidgets`` as ``[inner node id or "-1" (a subgraph input), widget name]``. Either way the
-    instance's ``widgets_values`` follow that order (older files add a slot after each control_after_generate).
+    Some editor versions list them in ``properties.proxyWidgets`` as ``[inner node id or "-1" (a subgraph
+    input), widget name]``; otherwise every subgraph input that feeds an inner widget shows one, in the
+    subgraph's input order. The instance's ``widgets_values`` follow that order (older files add a slot after
+    each control_after_generate).
     """
     sub_inputs = sub.get("inputs") or []
     names = [i.get("name") for i in sub_inputs]
-    entries: list[tuple[Any, str]] = []  # ("-1", input name) or (inner node id, widget name)
-    proxies = (instance.get("properties") or {}).get("proxyWidgets")
-    if isinstance(proxies, list) and proxies:
-        entries = [(str(p[0]), str(p[1])) for p in proxies if isinstance(p, (list, tuple)) and len(p) == 2]
-    else:
-        entries = [("-1", i["name"]) for i in instance.get("inputs") or [] if i.get("widget") and i.get("name")]
     values = instance.get("widgets_values")
-    if not entries or not isinstance(values, list):
+    if not isinstance(values, list) or not values:
         return {}, {}
 
     def spec_of(node: dict | None, name: str | None) -> tuple[str, list] | None:
@@ -259,6 +254,13 @@ def _promoted_values(instance: dict, sub: dict, links: dict[Any, Link], nodes: d
                     return found
         return None
 
+    entries: list[tuple[Any, str]] = []  # ("-1", input name) or (inner node id, widget name)
+    proxies = (instance.get("properties") or {}).get("proxyWidgets")
+    if isinstance(proxies, list) and proxies:
+        entries = [(str(p[0]), str(p[1])) for p in proxies if isinstance(p, (list, tuple)) and len(p) == 2]
+    else:  # every subgraph input that feeds an inner widget shows one, in the subgraph's input order
+        entries = [("-1", str(name)) for slot, name in enumerate(names)
+                   if (found := target_spec(slot)) is not None and is_widget(found[1])]
     extra_slots = len(values) > len(entries)
     promoted: dict[int, Any] = {}
     overrides: dict[tuple[Any, str], Any] = {}
