@@ -218,6 +218,10 @@ def import_workflow(data: dict[str, Any], schema: NodeSchema | None = None, *, f
                                                          for r in slots.image))
     if not slots.width:
         notes.append("no size input: --size cannot change this flow's size")
+    linked = [f"node {nid} ({n['class_type']})" for nid, n in graph.items()
+              if any(isinstance(n["inputs"].get(k), list) for k in ("width", "height"))]
+    if linked:
+        notes.append("size taken from a link, not changed by --size: " + ", ".join(linked))
     width, height = base_size(graph, slots.width, slots.height)
     fid = flow_id or slugify(name or "imported-flow")
     tags = ["imported"] + (["needs-image"] if slots.image else [])

@@ -91,6 +91,14 @@ def test_size_follows_on_every_size_bearing_node_and_hires_targets_keep_their_ra
     assert (g["10"]["inputs"]["width"], g["10"]["inputs"]["height"]) == (1536, 960)
 
 
+def test_a_size_fed_by_a_link_is_named() -> None:
+    g = _hires()
+    g["30"] = {"class_type": "PrimitiveInt", "inputs": {"value": 768}}
+    g["10"]["inputs"]["width"] = ["30", 0]
+    flow = import_workflow(g, flow_id="linked-size")
+    assert any("node 10 (LatentUpscale)" in n and "--size" in n for n in flow.provenance.notes)
+
+
 def test_only_the_final_image_is_the_result() -> None:
     flow = import_workflow(_hires(), flow_id="hires")
     assert flow.slots.output == ["9"]  # not the first-pass preview, not the preview beside it
