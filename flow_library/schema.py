@@ -12,7 +12,10 @@ like the one ComfyUI would have answered with HTTP 400:
   ``exception_during_inner_validation`` (a link to a node that does not exist, an output index out of range).
 
 Model-file choice lists (checkpoints, LoRAs, ...) depend on what a ComfyUI has installed, so they are
-checked only with ``check_model_files=True``, i.e. against a live ComfyUI's own schema.
+checked only with ``check_model_files=True``, i.e. against a live ComfyUI's own schema; a missing input file
+of a node that checks its own file (``LoadImage``, ``LoadImageMask``, ``LoadAudio``, ``LoadVideo``) is then
+``custom_validation_failed``, as ComfyUI answers. INT inputs are converted with ``int()`` as ComfyUI does, so
+a float seed (5.5) passes.
 
 One deliberate difference: ComfyUI 0.3.64 does not check the value of V3-style combo inputs
 (``["COMBO", {"options": [...]}]``, e.g. ``CLIPTextEncodeSD3.empty_padding``, ``UpscaleModelLoader.model_name``)
