@@ -198,3 +198,18 @@ def test_a_prompt_built_by_concatenation_fills_its_prompt_part() -> None:
     g = render(flow, "a lighthouse", negative="blurry")
     assert g["30"]["inputs"]["value"].startswith("You are") and g["31"]["inputs"]["value"] == "a lighthouse"
     assert g["33"]["inputs"] == {"string_a": "blurry", "string_b": "gummy candy style", "delimiter": ","}
+
+
+def test_a_group_node_s_converted_widget_takes_the_outer_link() -> None:
+    wf = _group_workflow()
+    group = wf["extra"]["groupNodes"]["Prompts"]
+    group["nodes"][1]["inputs"].append({"name": "text", "type": "STRING", "link": None, "widget": {"name": "text"}})
+    inst = next(n for n in wf["nodes"] if n["id"] == 20)
+    inst["widgets_values"] = ["a group prompt"]  # the second text is an input now, not a widget
+    inst["inputs"].append({"name": "text", "type": "STRING", "link": 90})
+    wf["nodes"].append({"id": 30, "type": "PrimitiveStringMultiline", "mode": 0, "inputs": [],
+                        "outputs": [{"name": "STRING", "type": "STRING", "links": [90]}], "widgets_values": ["grain"]})
+    wf["links"].append([90, 30, 0, 20, 2, "STRING"])
+    g = ui_to_api(wf, SCHEMA)
+    assert g["20:0"]["inputs"]["text"] == "a group prompt"
+    assert g["20:1"]["inputs"] == {"text": ["30", 0], "clip": ["4", 1]}
