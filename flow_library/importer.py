@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import FlowError, FlowValidationError
-from .inference import (TEXT_INPUTS, base_size, infer_family, infer_models, infer_slots, sampling_settings)
+from .inference import (TEXT_INPUTS, base_size, family_guess, infer_family, infer_models, infer_slots,
+                        sampling_settings)
 from .model import Family, Flow, Graph, Provenance, Requirement
 from .schema import NodeSchema, validate_graph
 from .ui_graph import BYPASSED, MUTED, NOTES, FlattenError, flatten, has_control, has_upload, is_widget, \
@@ -222,12 +223,16 @@ def import_workflow(data: dict[str, Any], schema: NodeSchema | None = None, *, f
               if any(isinstance(n["inputs"].get(k), list) for k in ("width", "height"))]
     if linked:
         notes.append("size taken from a link, not changed by --size: " + ", ".join(linked))
+    guessed_family, guessed = family_guess(graph)
+    if guessed and not family:
+        notes.append(f"family guessed ({guessed_family.value}): nothing in the graph names the architecture; "
+                     "pass --family if it is wrong")
     width, height = base_size(graph, slots.width, slots.height)
     fid = flow_id or slugify(name or "imported-flow")
     tags = ["imported"] + (["needs-image"] if slots.image else [])
     return Flow(
         id=fid, name=name or fid, description="Imported workflow.",
-        family=Family(family) if family else infer_family(graph), models=infer_models(graph),
+        family=Family(family) if family else guessed_family, models=infer_models(graph),
         **sampling_settings(graph), width=width or 1024, height=height or 1024, tags=tags,
         requires=_requirements(graph, schema), provenance=Provenance(kind="imported", source=source, notes=notes),
         slots=slots, graph=graph)

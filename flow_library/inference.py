@@ -294,6 +294,22 @@ MODEL_INPUTS = ("ckpt_name", "unet_name", "clip_name", "clip_name1", "clip_name2
 
 def infer_family(graph: Graph) -> Family:
     """The architecture, from the text-encoder loader's type, the family-specific nodes, then the file names."""
+    return family_guess(graph)[0]
+
+
+def family_guess(graph: Graph) -> tuple[Family, bool]:
+    """(family, guessed): guessed when nothing in the graph names the architecture (the latent node or the
+    plain-checkpoint default decided)."""
+    family = _family(graph)
+    if family is not None:
+        return family, False
+    classes = {n["class_type"] for n in graph.values()}
+    if "EmptySD3LatentImage" in classes:  # a 16-channel latent: at least the noise shape is right
+        return Family.SD3, True
+    return Family.SD15, True
+
+
+def _family(graph: Graph) -> Family | None:
     classes = {n["class_type"] for n in graph.values()}
     for n in graph.values():
         if n["class_type"] in ("CLIPLoader", "DualCLIPLoader") and n["inputs"].get("type") in CLIP_TYPES:
@@ -322,7 +338,9 @@ def infer_family(graph: Graph) -> Family:
         return Family.SDXL
     if re.search(r"v2-1|sd21|sd2\.1|768-v", files):
         return Family.SD21
-    return Family.SD15
+    if re.search(r"v1-5|sd15|sd1\.5|v1-4|sd-v1", files):
+        return Family.SD15
+    return None
 
 
 def infer_models(graph: Graph) -> FlowModels:

@@ -191,3 +191,13 @@ def test_validator_matches_comfyui_on_the_known_differences() -> None:
     g3["53"] = {"class_type": "PreviewImage", "inputs": {"images": ["52", 0]}}
     report = validate_graph(g3, SCHEMA)
     assert report.ok, report.summary()
+
+
+def test_an_unnamed_architecture_is_a_guess_and_said() -> None:
+    flow = import_workflow(_dit(_clip("stable_diffusion"), unet="mystery.safetensors"), flow_id="m")
+    assert flow.family == Family.SD3 and latent_channels(flow.family) == 16  # the 16-channel latent decides
+    assert any("family guessed (sd3)" in n for n in flow.provenance.notes)
+    plain = import_workflow(_api(sd15("my_merge.safetensors")), flow_id="p")
+    assert plain.family == Family.SD15 and any("family guessed" in n for n in plain.provenance.notes)
+    named = import_workflow(_api(sd15()), flow_id="n")
+    assert named.family == Family.SD15 and not any("family guessed" in n for n in named.provenance.notes)
