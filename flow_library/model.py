@@ -40,13 +40,13 @@ class Family(StrEnum):
     EXTERNAL = "external"  # API-only or research models: kept as training signal, not executable locally
 
 
-# Families whose VAE latents have 16 channels (the rest have 4): noise search and latent rewrites need it.
+# Families whose latents have 16 channels (SD3-style VAE); the rest use 4. Cascade's stage C uses its own.
 LATENT16 = frozenset({Family.SD3, Family.FLUX, Family.QWEN_IMAGE, Family.HIDREAM, Family.LUMINA2, Family.CHROMA,
                       Family.OMNIGEN2})
 
 
 def latent_channels(family: Family | str) -> int:
-    """Channels of the family's latent image (4 or 16)."""
+    """Channels of the family's latent image (what noise search must draw)."""
     return 16 if Family(family) in LATENT16 else 4
 
 
@@ -68,6 +68,11 @@ class Slots(BaseModel):
     height: list[SlotRef] = Field(default_factory=list)
     batch: list[SlotRef] = Field(default_factory=list)
     output: list[str] = Field(default_factory=list, description="SaveImage-like node ids whose images are the result.")
+    image: list[SlotRef] = Field(default_factory=list,
+                                 description="Input images the flow needs (LoadImage files): not text-to-image.")
+    regional: list[SlotRef] = Field(default_factory=list,
+                                    description="Area / regional prompts: kept as the flow has them, not filled "
+                                                "with the run's prompt.")
 
 
 class LoraRef(BaseModel):
@@ -122,6 +127,8 @@ class Provenance(BaseModel):
     parent: str | None = Field(None, description="Base flow id for variants.")
     changes: list[str] = Field(default_factory=list, description="What a variant changed, e.g. 'sampler=euler_ancestral'.")
     source: str | None = Field(None, description="Where it came from (URL, file, dataset).")
+    notes: list[str] = Field(default_factory=list,
+                             description="What an import noticed and the user should know (e.g. size not settable).")
 
 
 class Flow(BaseModel):
@@ -158,7 +165,7 @@ class Flow(BaseModel):
     def _slots_exist(self) -> "Flow":
         if not self.graph:
             return self
-        for name in ("positive", "negative", "seed", "width", "height", "batch"):
+        for name in ("positive", "negative", "seed", "width", "height", "batch", "image", "regional"):
             for ref in getattr(self.slots, name):
                 if ref.node not in self.graph:
                     raise ValueError(f"slot {name} points at node {ref.node!r}, which is not in the graph")
@@ -166,6 +173,11 @@ class Flow(BaseModel):
             if node_id not in self.graph:
                 raise ValueError(f"output slot points at node {node_id!r}, which is not in the graph")
         return self
+
+    @property
+    def needs_image(self) -> bool:
+        """True for flows that read an input image (img2img, inpainting, edits): not plain text-to-image."""
+        return bool(self.slots.image)
 
     @property
     def executable(self) -> bool:

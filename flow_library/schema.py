@@ -12,7 +12,10 @@ like the one ComfyUI would have answered with HTTP 400:
   ``exception_during_inner_validation`` (a link to a node that does not exist, an output index out of range).
 
 Model-file choice lists (checkpoints, LoRAs, ...) depend on what a ComfyUI has installed, so they are
-checked only with ``check_model_files=True``, i.e. against a live ComfyUI's own schema.
+checked only with ``check_model_files=True``, i.e. against a live ComfyUI's own schema; a missing input file
+of a node that checks its own file (``LoadImage``, ``LoadImageMask``, ``LoadAudio``, ``LoadVideo``) is then
+``custom_validation_failed``, as ComfyUI answers. INT inputs are converted with ``int()`` as ComfyUI does, so
+a float seed (5.5) passes.
 
 One deliberate difference: ComfyUI 0.3.64 does not check the value of V3-style combo inputs
 (``["COMBO", {"options": [...]}]``, e.g. ``CLIPTextEncodeSD3.empty_padding``, ``UpscaleModelLoader.model_name``)
@@ -58,6 +61,27 @@ MODEL_NAME_FOLDERS: dict[str, str] = {
     "FaceRestoreModelLoader": "facerestore_models",
     "CLIPVisionLoader": "clip_vision",
     "ModelPatchLoader": "model_patches",
+}
+# (class, input) file lists whose input name does not say so, or says something else.
+CLASS_FILE_INPUTS: dict[tuple[str, str], str] = {
+    ("CLIPVisionLoader", "clip_name"): "clip_vision",
+    ("ModelPatchLoader", "name"): "model_patches",
+    ("DiffusersLoader", "model_path"): "diffusers",
+    ("LoadLatent", "latent"): "input",
+    ("LoadVideo", "file"): "input",
+    ("LoadAudio", "audio"): "input",
+    ("Load3D", "model_file"): "input",
+    ("Load3DAnimation", "model_file"): "input",
+}
+# Upload pickers list the input/ folder.
+_UPLOAD_FLAGS = ("image_upload", "video_upload", "audio_upload", "file_upload")
+# Nodes whose VALIDATE_INPUTS checks the file themselves: ComfyUI skips the list check for that input and
+# answers ``custom_validation_failed`` with the node's own message.
+CUSTOM_FILE_CHECKS: dict[tuple[str, str], str] = {
+    ("LoadImage", "image"): "Invalid image file: {}",
+    ("LoadImageMask", "image"): "Invalid image file: {}",
+    ("LoadAudio", "audio"): "Invalid audio file: {}",
+    ("LoadVideo", "file"): "Invalid video file: {}",
 }
 _FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".gguf", ".sft", ".onnx")
 
@@ -163,6 +187,11 @@ def file_folder(class_type: str, input_name: str, spec: list) -> str | None:
         return None
     if input_name == "model_name" and class_type in MODEL_NAME_FOLDERS:
         return MODEL_NAME_FOLDERS[class_type]
+    if (class_type, input_name) in CLASS_FILE_INPUTS:
+        return CLASS_FILE_INPUTS[(class_type, input_name)]
+    extra = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
+    if any(extra.get(flag) for flag in _UPLOAD_FLAGS):
+        return "input"
     if input_name in FILE_INPUTS:
         return FILE_INPUTS[input_name]
     if any(isinstance(o, str) and o.lower().endswith(_FILE_SUFFIXES) for o in options):
@@ -277,9 +306,7 @@ class _Validator:
                       val: Any) -> list[dict]:
         try:
             if input_type == "INT":
-                if isinstance(val, float) and not val.is_integer():
-                    raise ValueError(f"invalid literal for int() with base 10: '{val}'")
-                val = int(val)
+                val = int(val)  # as ComfyUI does: a float seed (5.5) truncates, a numeric string parses
             elif input_type == "FLOAT":
                 val = float(val)
             elif input_type == "STRING":
@@ -304,6 +331,10 @@ class _Validator:
         if options is not None and val not in options:
             if file_folder(class_type, name, spec) is not None and not self.check_files:
                 return []
+            if (class_type, name) in CUSTOM_FILE_CHECKS:
+                return [{"type": "custom_validation_failed", "message": "Custom validation failed for node",
+                         "details": f"{name} - " + CUSTOM_FILE_CHECKS[(class_type, name)].format(val),
+                         "extra_info": {"input_name": name, "input_config": spec, "received_value": val}}]
             config: Any = spec
             list_info = str(options)
             if len(options) > 20:

@@ -8,12 +8,14 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ...flow_library.binding import bind, installed_from_object_info
 from ...flow_library.categories import get_category
 from ...flow_library.errors import FlowError
-from ...flow_library.importer import import_file, save_user_flow
+from ...flow_library.importer import (free_id, import_file, import_workflow, read_workflow,
+                                      save_user_flow, slugify)
 from ...flow_library.library import FlowLibrary
 from ...flow_library.model import Flow
 from ...flow_library.schema import NodeSchema, validate_graph
@@ -124,24 +126,81 @@ def show(flow_id: str = typer.Argument(..., help="Flow id."),
     prov = flow.provenance
     table.add_row("provenance", prov.kind + (f" of {prov.parent}: {'; '.join(prov.changes)}" if prov.parent else "")
                   + (f" ({prov.source})" if prov.source else ""))
-    for name in ("positive", "negative", "seed", "width", "height", "batch"):
+    for name in ("positive", "negative", "regional", "seed", "width", "height", "batch", "image"):
         refs = getattr(flow.slots, name)
-        table.add_row(f"slot {name}", ", ".join(f"{r.node}.{r.input}" for r in refs) or "-")
+        if refs or name not in ("regional", "image"):
+            table.add_row(f"slot {name}", ", ".join(f"{r.node}.{r.input}" for r in refs) or "-")
     table.add_row("outputs", ", ".join(flow.slots.output))
+    if prov.notes:
+        table.add_row("notes", escape("\n".join(prov.notes)))
     table.add_row("nodes", str(len(flow.graph)))
     console.print(table)
 
 
+def _workflow_files(path: Path) -> list[Path]:
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() == ".json")
+        if not files:
+            raise ConfigError(f"no workflow files (*.json) in {path}", hint="pass a folder of ComfyUI workflow JSON files")
+        return files
+    return [path]
+
+
+def _error_lines(e: ComfyGenError) -> list[str]:
+    node_errors = getattr(e, "node_errors", None) or {}
+    lines = [e.message.split(": node ")[0] + ":" if node_errors else e.message]
+    for nid, ne in node_errors.items():
+        for err in ne.get("errors", []):
+            name = (err.get("extra_info") or {}).get("input_name") or ""
+            lines.append(f"  node {nid} ({ne.get('class_type')}) {name}: {err.get('type')}: {err.get('message')}"
+                         + (f": {err['details']}" if err.get("details") and err.get("details") != name else ""))
+    if e.hint:
+        lines.append(f"  hint: {e.hint}")
+    return lines
+
+
+def _slot_summary(flow: Flow) -> str:
+    s = flow.slots
+    parts = [f"{name} {len(getattr(s, name))}" for name in ("positive", "negative", "regional", "seed", "width", "image")
+             if getattr(s, name)]
+    return ", ".join(parts + [f"output {', '.join(s.output)}"])
+
+
+def _validate_files(path: Path, schema: NodeSchema) -> None:
+    bad = 0
+    files = _workflow_files(path)
+    for file in files:
+        try:
+            flow = import_workflow(read_workflow(file), schema, flow_id=slugify(file.stem), name=file.stem)
+        except ComfyGenError as e:
+            bad += 1
+            console.print(f"[red]✗ {file.name}[/]")
+            for line in _error_lines(e):
+                console.print("  " + line, markup=False, highlight=False)
+            continue
+        console.print(f"[green]✓ {file.name}[/] ({flow.family.value}; {_slot_summary(flow)})")
+        for note in flow.provenance.notes:
+            console.print(f"  note: {note}", markup=False, highlight=False)
+    console.print(f"{len(files) - bad}/{len(files)} workflows would import")
+    if bad:
+        raise typer.Exit(1)
+
+
 @flows_app.command("validate")
 def validate(
+    path: Path | None = typer.Argument(None, exists=True, help="A workflow file (UI or API format) or a folder of "
+                                                                "them: check without importing. Default: the library."),
     object_info: Path | None = typer.Option(None, "--object-info", help="Validate against this saved /object_info."),
     comfyui: str | None = typer.Option(None, "--comfyui", help="Validate against a running ComfyUI's /object_info."),
     flow_id: str | None = typer.Option(None, "--id", help="Only this flow."),
     check_files: bool = typer.Option(False, "--check-files", help="Also require model files to be installed."),
 ) -> None:
-    """Validate flows the way ComfyUI's POST /prompt would (bundled schema by default)."""
+    """Validate flows (or a workflow file) the way ComfyUI's POST /prompt would (bundled schema by default)."""
     info = _object_info(object_info, comfyui)
     schema = NodeSchema(info) if info is not None else NodeSchema.bundled()
+    if path is not None:
+        _validate_files(path, NodeSchema(info).with_packs() if info is not None else schema)
+        return
     lib = _library()
     flows = [lib.get(flow_id)] if flow_id else list(lib)
     references = [f for f in flows if not f.executable]
@@ -160,33 +219,86 @@ def validate(
         raise typer.Exit(1)
 
 
-@flows_app.command("import")
-def import_cmd(
-    path: Path = typer.Argument(..., exists=True, dir_okay=False, help="Workflow JSON (UI or API format)."),
-    flow_id: str | None = typer.Option(None, "--id", help="Id for the flow (default: from the file name)."),
-    object_info: Path | None = typer.Option(None, "--object-info", help="Node schema of your ComfyUI (custom nodes)."),
-    yes: bool = typer.Option(False, "--yes", "-y", help="Save without asking to confirm the inferred slots."),
-    force: bool = typer.Option(False, "--force", help="Overwrite a user flow with the same id."),
-) -> None:
-    """Import a workflow into your library ($COMFYGEN_HOME/flows) after checking its slots."""
-    info = _object_info(object_info, None)
-    schema = NodeSchema(info).with_packs() if info is not None else NodeSchema.bundled()
-    flow = import_file(path, schema, flow_id=flow_id)
-    if flow.id in FlowLibrary.default(variants=False) and not force:
-        raise FlowError(f"{flow.id!r} is a shipped flow id", hint="pick another id with --id")
+def _slots_table(flow: Flow) -> Table:
     table = Table(title=f"{flow.id}: inferred slots ({flow.family.value}, {len(flow.graph)} nodes)")
     table.add_column("slot")
     table.add_column("node.input (current value)", overflow="fold")
-    for name in ("positive", "negative", "seed", "width", "height", "batch"):
+    for name in ("positive", "negative", "regional", "seed", "width", "height", "batch", "image"):
         refs = getattr(flow.slots, name)
         table.add_row(name, "\n".join(f"{r.node}.{r.input} ({flow.graph[r.node]['inputs'].get(r.input)!r:.60})"
                                        for r in refs) or "-")
     table.add_row("output", ", ".join(flow.slots.output))
-    console.print(table)
+    return table
+
+
+def _import_one(file: Path, schema: NodeSchema, *, flow_id: str | None, family: str | None, force: bool,
+                shipped: set[str]) -> tuple[Flow, str | None]:
+    """The flow to save, and a message when its id had to change."""
+    flow = import_file(file, schema, flow_id=flow_id, family=family)
+    if flow.id in shipped:
+        if flow_id is not None:  # asked for by name: a user flow may not shadow a shipped one
+            raise FlowError(f"{flow.id!r} is a shipped flow id", hint="pick another id with --id")
+        user_dir = get_settings().user_flows_dir
+        taken = shipped | ({p.stem for p in user_dir.glob("*.json")} if user_dir.is_dir() and not force else set())
+        new_id = free_id(flow.id, taken)
+        return flow.model_copy(update={"id": new_id}), f"{flow.id!r} is a shipped flow id: imported as {new_id!r}"
+    return flow, None
+
+
+@flows_app.command("import")
+def import_cmd(
+    path: Path = typer.Argument(..., exists=True, help="Workflow JSON (UI or API format), or a folder of them."),
+    flow_id: str | None = typer.Option(None, "--id", help="Id for the flow (default: from the file name)."),
+    object_info: Path | None = typer.Option(None, "--object-info", help="Node schema of your ComfyUI (custom nodes)."),
+    family: str | None = typer.Option(None, "--family", help="Model family, when the inferred one is wrong."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Save without asking to confirm the inferred slots."),
+    force: bool = typer.Option(False, "--force", help="Overwrite a user flow with the same id."),
+) -> None:
+    """Import a workflow (or every workflow in a folder) into your library ($COMFYGEN_HOME/flows)."""
+    info = _object_info(object_info, None)
+    schema = NodeSchema(info).with_packs() if info is not None else NodeSchema.bundled()
+    shipped = set(FlowLibrary.default(variants=True).ids())
+    user_dir = get_settings().user_flows_dir
+    if path.is_dir():
+        if flow_id:
+            raise ConfigError("--id names one flow; a folder imports several", hint="drop --id, or import one file")
+        _import_folder(path, schema, family=family, force=force, shipped=shipped)
+        return
+    flow, renamed = _import_one(path, schema, flow_id=flow_id, family=family, force=force, shipped=shipped)
+    console.print(_slots_table(flow))
+    for note in flow.provenance.notes:
+        console.print(f"note: {note}", markup=False, highlight=False)
+    if renamed:
+        console.print(f"[yellow]{renamed}[/]")
     if not yes and not typer.confirm("Save this flow?", default=True):
         raise typer.Exit(1)
-    out = save_user_flow(flow, get_settings().user_flows_dir, overwrite=force)
+    out = save_user_flow(flow, user_dir, overwrite=force)
     console.print(f"saved {flow.id} to {out}")
+
+
+def _import_folder(path: Path, schema: NodeSchema, *, family: str | None, force: bool, shipped: set[str]) -> None:
+    imported: list[tuple[str, Flow, str | None]] = []
+    refused: list[tuple[str, str]] = []
+    for file in _workflow_files(path):
+        try:
+            flow, renamed = _import_one(file, schema, flow_id=None, family=family, force=force, shipped=shipped)
+            save_user_flow(flow, get_settings().user_flows_dir, overwrite=force)
+        except (ComfyGenError, ValueError) as e:
+            refused.append((file.name, "\n".join(_error_lines(e)) if isinstance(e, ComfyGenError) else str(e)))
+            continue
+        imported.append((file.name, flow, renamed))
+    table = Table(title=f"imported {len(imported)} of {len(imported) + len(refused)} workflows from {path}")
+    for col in ("file", "result", "id", "family", "slots / reason"):
+        table.add_column(col, overflow="fold")
+    for name, flow, renamed in imported:
+        detail = _slot_summary(flow) + "".join(f"\nnote: {n}" for n in [*flow.provenance.notes, *([renamed] if renamed
+                                                                                                 else [])])
+        table.add_row(escape(name), "[green]imported[/]", flow.id, flow.family.value, escape(detail))
+    for name, reason in refused:
+        table.add_row(escape(name), "[red]refused[/]", "-", "-", escape(reason))
+    console.print(table)
+    if not imported:
+        raise typer.Exit(1)
 
 
 @flows_app.command("bind")
