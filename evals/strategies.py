@@ -141,11 +141,12 @@ class Strategy:
     def _plan(self, prompt: Prompt) -> Choice:
         allowed = {f.id for f in self.library if f.executable
                    and (not self.spec.only or any(fnmatch.fnmatchcase(f.id, pat) for pat in self.spec.only))}
-        try:
-            preds = self.planner().predict(prompt.text, k=self.spec.top_k, target_score=self.spec.target_score,
-                                           allowed=allowed)
-        except TypeError:  # a planner without the 'allowed' filter: filter its ranking below
-            preds = self.planner().predict(prompt.text, k=self.spec.top_k, target_score=self.spec.target_score)
+        planner = self.planner()
+        if hasattr(planner, "rank_prompt"):  # the whole library, each flow with its provenance
+            preds = planner.rank_prompt(prompt.text, self.library, k=self.spec.top_k,
+                                        target_score=self.spec.target_score, allowed=allowed)
+        else:  # a planner that only ranks its own flows
+            preds = planner.predict(prompt.text, k=self.spec.top_k, target_score=self.spec.target_score)
         for rank, p in enumerate(preds):
             flow_id = getattr(p, "flow_id", None) or p[0]
             if flow_id in allowed:

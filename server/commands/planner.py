@@ -26,7 +26,8 @@ def _load(planner_dir: Path | None):  # noqa: ANN202 - typed in tools
 
 @planner_app.command("train")
 def train(
-    triplets: Path = typer.Option(..., "--triplets", help="CSV with columns prompt_id,prompt,flow,score."),
+    triplets: list[Path] = typer.Option(..., "--triplets", help="CSV with columns prompt_id,prompt,flow,score; "
+                                        "repeat for several sources (each file one source; the first sets the units)."),
     out: Path = typer.Option(..., "--out", help="Directory to write the planner artifact to."),
     members: int = typer.Option(3, help="Ensemble members = folds used to choose the switching threshold."),
     epochs: float = typer.Option(3.0, help="Passes over the training prompts per member."),
@@ -40,27 +41,47 @@ def train(
     from ...tools.planner import PlannerTrainConfig, load_triplets, train_planner
     from ...tools.planner.net import TrainParams
 
-    table = load_triplets(triplets, score_column=score_column)
-    console.print(f"{len(table)} prompts, {len(table.flows)} flows, {int(table.mask.sum())} scored pairs")
+    tables = []
+    for path in triplets:
+        t = load_triplets(path, score_column=score_column)
+        console.print(f"{path.name}: {len(t)} prompts, {len(t.flows)} flows, {int(t.mask.sum())} scored pairs")
+        tables.append((_unique_name(path, [n for n, _ in tables]), t))
     cfg = PlannerTrainConfig(members=members, seed=seed, half=half, params=TrainParams(epochs=epochs),
                              time_budget_s=time_budget or None)
-    config = train_planner(table, out, cfg, source=str(triplets), on_progress=lambda m: console.print(m))
+    data = tables[0][1] if len(tables) == 1 else tables
+    config = train_planner(data, out, cfg, source=", ".join(str(p) for p in triplets),
+                           on_progress=lambda m: console.print(m))
     tau = "never switches" if config.tau is None else f"switches when the predicted advantage > {config.tau:.4f}"
     console.print(f"best single flow (training data): {config.best_single}; {tau}")
 
 
+def _unique_name(path: Path, taken: list[str]) -> str:
+    name, k = path.stem, 2
+    while name in taken:
+        name, k = f"{path.stem}-{k}", k + 1
+    return name
+
+
 @planner_app.command("eval")
 def evaluate(
-    planner: Path = typer.Option(..., "--planner", help="Planner artifact directory."),
+    planner: Path | None = typer.Option(None, "--planner", help="Planner artifact directory (default: the bundled "
+                                        "planner)."),
     triplets: Path = typer.Option(..., "--triplets", help="CSV with columns prompt_id,prompt,flow,score."),
+    source: str | None = typer.Option(None, "--source", help="Map TEST's model names as this rating source spells "
+                                      "them onto the rated flows (genai, evalmi, aigiqa20k, agiqa, tifa)."),
     score_column: str = typer.Option("score", help="Column holding the score."),
     json_out: Path | None = typer.Option(None, "--json", help="Also write the report as JSON here."),
 ) -> None:
     """Mean score of the flow each strategy picks on TEST's prompts. Last line:
     ``planner=<mean> best_single=<mean> oracle=<mean>``."""
     from ...tools.planner import Planner, evaluate_planner, load_triplets
+    from ...tools.planner.data import table_from_rows
+    from ...tools.planner.sources import get_source, map_models
 
-    report = evaluate_planner(Planner.load(planner), load_triplets(triplets, score_column=score_column))
+    table = load_triplets(triplets, score_column=score_column)
+    if source is not None:
+        table = table_from_rows(map_models(table.to_rows(), get_source(source)))
+    report = evaluate_planner(Planner.load(planner), table)
     if json_out:
         json_out.write_text(json.dumps(report.model_dump(), indent=1))
     for line in report.lines():

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 from mcp_helpers import pixel_scorers, shared_library
 
 from comfygen.flow_library.score_table import ScoreTable
 from comfygen.tools.agent.service import ComfyGen
+from comfygen.tools.planner import Planner
+from comfygen.tools.planner.artifact import PlannerConfig
 from comfygen.tools.errors import GuardError
 from comfygen.tools.settings import Settings
 
@@ -18,15 +22,19 @@ class StubClassifier:
         return [("portrait", 0.93), ("photorealistic", 0.71)]
 
 
-class StubPlanner:
-    def __init__(self):
-        self.allowed = None
+class StubPlanner(Planner):
+    """A real planner's ranking over fixed predictions (no network)."""
 
-    def predict(self, prompt, k=5, target_score=None, allowed=None):
-        self.allowed = allowed
-        preds = [("rated-dalle3", 0.99), ("sdxl-juggernaut", 0.8), ("sd15-base", 0.4)]
-        return [SimpleNamespace(flow_id=f, score=s * 10, normalized=s) for f, s in preds if allowed is None or
-                f in allowed][:k]
+    SCORES = {"rated-dalle3": 0.6, "rated-sdxl-base": 0.1, "rated-sd15": -0.5}
+
+    def __init__(self):
+        flows = list(self.SCORES)
+        cfg = PlannerConfig(flows=flows, flow_order=flows, mean=0.0, std=1.0, score_min=-1.0, score_max=1.0,
+                            tau=0.05, quality={f: [v, 0.02] for f, v in self.SCORES.items()})
+        super().__init__(Path("."), cfg)
+
+    def score_matrix(self, prompts):
+        return np.array([[self.SCORES[f] for f in self.config.flows] for _ in prompts])
 
 
 def table() -> ScoreTable:
@@ -42,14 +50,20 @@ def service(tmp_path, **kw):
                     classifier=StubClassifier(), **kw)
 
 
-def test_suggest_uses_the_planner_only_over_executable_flows_and_explains_with_the_table(tmp_path):
-    planner = StubPlanner()
-    out = service(tmp_path, table=table(), planner=planner).suggest("a portrait of an old sailor", k=2)
-    assert "rated-dalle3" not in planner.allowed  # external reference flows are never offered
-    assert [f.flow_id for f in out.flows] == ["sdxl-juggernaut", "sd15-base"]
+def test_suggest_ranks_the_whole_executable_library_with_provenance(tmp_path):
+    cg = service(tmp_path, table=table(), planner=StubPlanner())
+    out = cg.suggest("a portrait of an old sailor", k=20)
+    assert "rated-dalle3" not in [f.flow_id for f in out.flows]  # external reference flows are never offered
     top = out.flows[0]
-    assert top.predicted_score == 0.8 and top.score_source == "planner"
-    assert "0.700 on 'portrait' prompts (n=3, GenAI-Bench)" in top.why
+    assert top.flow_id == "rated-sdxl-base" and top.provenance == "rated" and top.score_source == "planner"
+    assert top.predicted_score == pytest.approx(0.55) and "'portrait' prompt" in top.why
+    ranked = cg.planner().rank_prompt("a portrait of an old sailor", cg.library, k=10_000)
+    ids = [p.flow_id for p in ranked]
+    assert len(ids) == sum(f.executable for f in cg.library) and "rated-dalle3" not in ids
+    prov = {p.flow_id: p.provenance for p in ranked}
+    assert prov["sdxl-base"] == "inherited" and prov["sdxl-juggernaut"] == "family prior"
+    assert prov["cascade"] == "none" and ids[-1] in {p.flow_id for p in ranked if p.provenance == "none"}
+    assert ids.index("sdxl-base") < ids.index("sd15-base")  # an SDXL photo flow before SD 1.5
     assert [c.id for c in out.categories] == ["portrait", "photorealistic"]
 
 
@@ -81,3 +95,27 @@ def test_scored_runs_feed_the_users_table_without_touching_the_shipped_one(tmp_p
     again = service(tmp_path)  # a new process sees shipped + own, counted once
     assert again.table.cell("sd15-base", "portrait").n == cell.n + (
         (ScoreTable.shipped().cell("sd15-base", "portrait") or SimpleNamespace(n=0)).n)
+
+
+class VehicleClassifier:
+    def predict(self, prompt, threshold=0.5):
+        return [("vehicles", 0.9)]
+
+
+def test_the_users_calibration_moves_choices_where_its_runs_say_so(tmp_path):
+    """Synthetic calibration: an unrated flow (no human ratings: ranked last) is clearly best on portraits."""
+    rng = np.random.default_rng(0)
+    user = ScoreTable(metric="ensemble score of local runs")
+    for _ in range(12):
+        user.observe("cascade", ["portrait"], 1.4 + rng.normal(0, 0.2), "calibration")
+        user.observe("rated-sdxl-base", ["portrait"], 0.3 + rng.normal(0, 0.2), "calibration")
+        user.observe("rated-sd15", ["portrait"], -0.5 + rng.normal(0, 0.2), "calibration")
+    user.save(Settings(home=tmp_path).score_table_path)
+    before = service(tmp_path / "other", planner=StubPlanner()).suggest("a portrait of an old sailor", k=3)
+    assert before.flows[0].flow_id != "cascade"
+    out = service(tmp_path, planner=StubPlanner()).suggest("a portrait of an old sailor", k=3)
+    top = out.flows[0]
+    assert top.flow_id == "cascade" and top.provenance == "measured" and "your own scored runs" in top.why
+    elsewhere = ComfyGen(Settings(home=tmp_path), library=shared_library(), scorer_factory=pixel_scorers,
+                         classifier=VehicleClassifier(), planner=StubPlanner()).suggest("a red sports car", k=3)
+    assert elsewhere.flows[0].flow_id != "cascade"  # its runs said nothing about vehicles

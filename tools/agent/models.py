@@ -48,6 +48,9 @@ class FlowSuggestion(BaseModel):
                                                             "(planner: in [0, 1] over its training range; score table: "
                                                             "mean ensemble score).")
     score_source: str = Field(description="Where predicted_score comes from: planner, score table, or client LLM.")
+    provenance: str | None = Field(None, description="Planner only: rated (its own human ratings), inherited (the "
+                                   "same model as a rated flow, other settings), family prior (an unrated checkpoint "
+                                   "of a rated architecture), measured (your own scored runs), none (no data).")
     why: str = Field(description="One line: why this flow fits the prompt.")
     runnable: bool | None = Field(None, description="Whether the configured ComfyUI has its models (None: not checked).")
 

@@ -61,6 +61,13 @@ def tiny_scorer_factory(settings: Settings) -> Any:
     return Ensemble.from_settings(settings, tiny=True).load()
 
 
+def _scale_title(scale: str) -> str:
+    from ..planner.sources import SOURCES
+
+    src = SOURCES.get(scale.split("-")[0]) or next((s for s in SOURCES.values() if scale.startswith(s.name)), None)
+    return src.title.split(",")[0] if src else scale
+
+
 def check_prompt(prompt: Any) -> str:
     if not isinstance(prompt, str) or not prompt.strip():
         raise GuardError("prompt is empty", hint="describe the image to make, e.g. 'a red fox in fresh snow, dawn light'")
@@ -261,10 +268,16 @@ class ComfyGen:
                              hint="leave it empty for the best flows, or give e.g. 0.7 for fast flows that reach 0.7")
         cats = self.detect_categories(prompt)
         note = None
+        executable = {f.id for f in self.library if f.executable}
+        runnable = {fid for fid in executable if self.runnable(self.library.get(fid))} if self._installed is not None \
+            else executable
+        allowed = runnable or executable
+        if not runnable:
+            note = ("none of the configured ComfyUI's model files can run a ranked flow: these are the best flows "
+                    "overall; `comfygen flows show ID` lists the files each needs")
+        flows: list[FlowSuggestion] = []
         try:
-            allowed = {f.id for f in self.library if f.executable}
-            preds = [(p.flow_id, float(p.normalized)) for p in self.planner().predict(
-                prompt, k=k * 4, target_score=target_score, allowed=allowed)]
+            flows = self._planner_ranking(prompt, cats, k, target_score, allowed)
             source = "planner"
         except (PlannerError, ImportError, FileNotFoundError) as e:
             preds = self._table_rank([c.id for c in cats])
@@ -273,23 +286,64 @@ class ComfyGen:
             else:
                 note, source = (f"planner unavailable ({e}) and no table scores yet: flows in library order, "
                                 "no prediction", "none")
-        flows: list[FlowSuggestion] = []
-        for flow_id, score in preds:
-            if flow_id not in self.library:
-                continue
-            flow = self.library.get(flow_id)
-            if not flow.executable:
-                continue
-            flows.append(FlowSuggestion(flow_id=flow.id, name=flow.name, family=str(flow.family),
-                                        predicted_score=None if score is None else round(score, 4),
-                                        score_source=source, why=self._why(flow, cats, source),
-                                        runnable=self.runnable(flow)))
-            if len(flows) == k:
-                break
+            for flow_id, score in preds:
+                if flow_id not in allowed:
+                    continue
+                flow = self.library.get(flow_id)
+                flows.append(FlowSuggestion(flow_id=flow.id, name=flow.name, family=str(flow.family),
+                                            predicted_score=None if score is None else round(score, 4),
+                                            score_source=source, why=self._why(flow, cats, source),
+                                            runnable=self.runnable(flow)))
+                if len(flows) == k:
+                    break
         if not flows:
             raise PlannerError("no runnable flow could be ranked for this prompt",
                                hint="check `comfygen flows list`; the flow library or planner data may be missing")
         return SuggestOut(prompt=prompt, mode="planner", note=note, categories=cats, flows=flows)
+
+    def _planner_ranking(self, prompt: str, cats: list[DetectedCategory], k: int, target_score: float | None,
+                         allowed: set[str]) -> list[FlowSuggestion]:
+        planner = self.planner()
+        ranked = planner.rank_prompt(prompt, self.library, k=k, allowed=allowed, target_score=target_score,
+                                     user=self._user_cells([c.id for c in cats]))
+        out = []
+        for p in ranked:
+            flow = self.library.get(p.flow_id)
+            norm = None if p.provenance == "none" else round(planner.normalized(p.score), 4)
+            out.append(FlowSuggestion(flow_id=flow.id, name=flow.name, family=str(flow.family), predicted_score=norm,
+                                      score_source="planner", provenance=p.provenance,
+                                      why=self._planner_why(flow, p, cats, planner), runnable=self.runnable(flow)))
+        return out
+
+    def _planner_why(self, flow: Flow, p: Any, cats: list[DetectedCategory], planner: Any) -> str:
+        kind = f"'{cats[0].id}' prompt" if cats else "prompt"
+        if p.provenance == "none":
+            return f"{flow.family} flow; {p.note}: no human ratings say how good it is, so it is ranked last"
+        rated = (p.anchor or "").split(", ")
+        srcs = sorted({_scale_title(s) for f in rated for s in planner.config.flow_sources.get(f, [])})
+        by = f"human ratings from {', '.join(srcs)}" if srcs else "the planner's training data"
+        what = {"rated": "rated model", "inherited": "inherits its rated model's prediction",
+                "family prior": "family prior", "measured": "your own runs"}[p.provenance]
+        return (f"{flow.family} flow, {what}: predicted {p.score:+.2f} ± {p.sd:.2f} for this {kind} on the joint "
+                f"quality scale ({by}); {p.note}")
+
+    def _user_cells(self, cats: list[str]) -> dict[str, tuple[float, float, int]]:
+        """The user's own measurements (calibration, scored runs) in the prompt's categories: flow -> (mean,
+        sd, n), pooled over the categories."""
+        _ = self.table  # loads the user's table
+        user = self._user_table
+        if user is None or not cats:
+            return {}
+        out: dict[str, tuple[float, float, int]] = {}
+        for fid in user.flows():
+            cells = [c for c in (user.cell(fid, cat) for cat in cats) if c is not None and c.n > 0]
+            if not cells:
+                continue
+            pooled = cells[0]
+            for c in cells[1:]:
+                pooled = pooled.combined(c)
+            out[fid] = (pooled.mean, pooled.std, pooled.n)
+        return out
 
     def _table_rank(self, cats: list[str]) -> list[tuple[str, float | None]]:
         ranked: list[tuple[str, float | None]] = [(r.flow_id, r.score)

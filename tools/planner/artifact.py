@@ -37,6 +37,11 @@ class PlannerConfig(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
     cv: dict[str, Any] = Field(default_factory=dict, description="Out-of-fold figures from training.")
     trained_on: dict[str, Any] = Field(default_factory=dict)
+    quality: dict[str, list[float | None]] = Field(default_factory=dict, description="Flow -> [joint-scale quality, sd] "
+                                            "from the linking fit over every training file (sd None: not bootstrapped).")
+    scales: dict[str, dict[str, Any]] = Field(default_factory=dict, description="Training scale -> unit b, offset, "
+                                              "noise sd, size: raw = offset + b * joint.")
+    flow_sources: dict[str, list[str]] = Field(default_factory=dict, description="Flow -> scales that rated it.")
 
     @property
     def best_single(self) -> str:

@@ -66,6 +66,28 @@ class TripletTable:
         return out
 
 
+def concat_tables(parts: list[TripletTable]) -> TripletTable:
+    """Stack tables with distinct prompt ids over the union of their flows."""
+    flows = sorted({f for t in parts for f in t.flows})
+    col = {f: j for j, f in enumerate(flows)}
+    n = sum(len(t) for t in parts)
+    scores = np.full((n, len(flows)), np.nan)
+    counts = np.zeros((n, len(flows)), dtype=np.int32)
+    ids: list[str] = []
+    prompts: list[str] = []
+    row = 0
+    for t in parts:
+        cols = [col[f] for f in t.flows]
+        scores[row:row + len(t), cols] = t.scores
+        counts[row:row + len(t), cols] = t.counts
+        ids += t.prompt_ids
+        prompts += t.prompts
+        row += len(t)
+    if len(set(ids)) != len(ids):
+        raise PlannerError("two training files use the same prompt id", hint="prefix prompt ids by source")
+    return TripletTable(ids, prompts, flows, scores, counts)
+
+
 def table_from_rows(rows: list[dict[str, object]], *, score_column: str = "score") -> TripletTable:
     """Build a table from dict rows with ``prompt_id, prompt, flow`` and a score column."""
     pid_index: dict[str, int] = {}

@@ -53,6 +53,7 @@ class Planner:
         self._lock = threading.Lock()
         self._index = {f: j for j, f in enumerate(config.flows)}
         self._order = [self._index[f] for f in config.flow_order]
+        self._coverage: Any = None
 
     @classmethod
     def load(cls, dir: str | Path | None = None) -> "Planner":
@@ -95,6 +96,11 @@ class Planner:
         z = self._ensure().scores(list(prompts)).mean(1)
         return z * self.config.std + self.config.mean
 
+    def score_matrix_one(self, prompt: str) -> np.ndarray:
+        """Predicted scores of one prompt (on one thread: see ``_one_thread``)."""
+        with _one_thread():
+            return self.score_matrix([prompt])[0]
+
     def choose_index(self, pred: np.ndarray, available: np.ndarray | None = None) -> int:
         avail = np.ones(len(self.config.flows), bool) if available is None else available
         return choose(pred, avail, self._order, self.config.tau)
@@ -120,6 +126,76 @@ class Planner:
         return [Prediction(flow_id=cfg.flows[j], score=round(float(pred[j]), 5),
                            advantage=round(float(pred[j] - pred[base]), 5), normalized=round(float(norm[j]), 5))
                 for j in idx]
+
+    def coverage(self, flows: Any) -> Any:
+        """How every executable flow of ``flows`` (a library) borrows from this planner's rated flows."""
+        from .coverage import CoverageMap
+
+        key = id(flows)
+        if self._coverage is None or self._coverage[0] != key:
+            cfg = self.config
+            quality = {f: (float(v[0]), float("nan") if v[1] is None else float(v[1]))
+                       for f, v in cfg.quality.items() if v and v[0] is not None}
+            for f, m in cfg.flow_means.items():  # artifacts from before the joint scale
+                quality.setdefault(f, (float(m), float("nan")))
+            self._coverage = (key, CoverageMap(flows, cfg.flows, quality, cfg.flow_counts, cfg.flow_sources))
+        return self._coverage[1]
+
+    def rank_library(self, pred: np.ndarray, flows: Any, *, allowed: set[str] | None = None,
+                     target_score: float | None = None, user: dict[str, tuple[float, float, int]] | None = None
+                     ) -> list[Any]:
+        """Every executable flow of ``flows`` ranked for one prompt (``pred``: ``score_matrix`` row), each with
+        its provenance. The flow best on the joint scale overall leads unless a flow predicted for this prompt
+        beats it by more than the planner's threshold ``tau``."""
+        from .coverage import combine_measured
+
+        cov = self.coverage(flows)
+        ranked = cov.predict(pred, allowed)
+        overall = cov.predict(np.nan_to_num(cov.global_scores(), nan=-10.0), allowed)
+        if user:
+            from .coverage import link_user_cells
+
+            ref = {p.flow_id: p.score for p in ranked if p.provenance != "none"}
+            user_joint = link_user_cells(user, ref)
+            ranked = combine_measured(ranked, user_joint)
+            overall = combine_measured(overall, user_joint)
+        if not ranked:
+            return []
+        if target_score is not None:
+            cfg = self.config
+            span = max(cfg.score_max - cfg.score_min, 1e-9)
+            known = [p for p in ranked if p.provenance != "none"]
+            known.sort(key=lambda p: (round(abs(min(max((p.score - cfg.score_min) / span, 0), 1) - target_score), 6),
+                                      -p.rank_key))
+            return known + [p for p in ranked if p.provenance == "none"]
+        base = overall[0].flow_id
+        first = ranked[0]
+        if first.flow_id != base and self.config.tau is not None:
+            base_now = next(p for p in ranked if p.flow_id == base)
+            if first.rank_key - base_now.rank_key <= self.config.tau:
+                ranked.remove(base_now)
+                ranked.insert(0, base_now)
+        elif first.flow_id != base and self.config.tau is None:
+            base_now = next(p for p in ranked if p.flow_id == base)
+            ranked.remove(base_now)
+            ranked.insert(0, base_now)
+        return ranked
+
+    def rank_prompt(self, prompt: str, flows: Any, *, k: int = 5, target_score: float | None = None,
+                    allowed: set[str] | None = None, user: dict[str, tuple[float, float, int]] | None = None
+                    ) -> list[Any]:
+        """``rank_library`` for one prompt text: the top ``k`` executable flows of ``flows``."""
+        if not prompt or not prompt.strip():
+            raise PlannerError("empty prompt", hint="pass the text of the image you want")
+        if target_score is not None and not 0.0 <= target_score <= 1.0:
+            raise PlannerError(f"target_score={target_score} is outside [0, 1]",
+                               hint="give a normalised target, e.g. 0.9 for flows near the top of the training range")
+        return self.rank_library(self.score_matrix_one(prompt), flows, allowed=allowed, target_score=target_score,
+                                 user=user)[:k]
+
+    def normalized(self, score: float) -> float:
+        cfg = self.config
+        return float(min(max((score - cfg.score_min) / max(cfg.score_max - cfg.score_min, 1e-9), 0.0), 1.0))
 
     def predict(self, prompt: str, k: int = 5, target_score: float | None = None,
                 allowed: set[str] | None = None) -> list[Prediction]:

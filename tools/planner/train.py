@@ -20,7 +20,8 @@ import numpy as np
 
 from ..errors import PlannerError
 from .artifact import PlannerConfig, save_artifact
-from .data import TripletTable, grouped_folds
+from .data import TripletTable, concat_tables, grouped_folds
+from .linking import LinkedScale, ScaleData, fit_linked
 from .net import EnsembleNet, TrainParams, train_member
 
 logger = logging.getLogger(__name__)
@@ -71,17 +72,56 @@ def pick_gain(pred: np.ndarray, y: np.ndarray, order: list[int], tau: float) -> 
     return total / max(n, 1)
 
 
-def train_planner(table: TripletTable, out: Path, cfg: PlannerTrainConfig | None = None, *,
-                  source: str | None = None, on_progress: Callable[[str], None] | None = None) -> PlannerConfig:
-    """Train and save a planner artifact in ``out``; returns its config."""
+def link_tables(tables: list[tuple[str, TripletTable]], *, anchor: str | None = None, bootstrap: int = 0,
+                say: Callable[[str], None] = logger.info) -> tuple[TripletTable, LinkedScale | None]:
+    """Several sources -> one table in joint units (``linking.py``), prompts kept apart per source.
+
+    Sources whose prompts are not rated under several flows inform the joint scale (each flow's quality) but
+    not the prompt-level network, which learns from within-prompt differences."""
+    if len(tables) == 1:
+        return tables[0][1], None
+    data = [ScaleData.from_rows(name, t.to_rows()) for name, t in tables]
+    linked = fit_linked(data, anchor=anchor, bootstrap=bootstrap)
+    for name, s in linked.scales.items():
+        say(f"scale {name}: raw = {s['offset']:.3f} + {s['b']:.3f} x joint (noise sd {s['sigma']:.3f}, "
+            f"{s['prompts']} prompts{'' if s['paired'] else ', unpaired: joint scale only'})")
+    parts = []
+    for (name, t), d in zip(tables, data):
+        if not d.paired:
+            continue
+        z = linked.to_joint(name, t.scores)
+        parts.append(TripletTable([f"{name}:{p}" for p in t.prompt_ids], list(t.prompts), list(t.flows), z, t.counts))
+    if not parts:
+        raise PlannerError("no training file rates its prompts under several flows",
+                           hint="the planner learns from within-prompt differences: give at least one such file")
+    return concat_tables(parts), linked
+
+
+def train_planner(table: TripletTable | list[tuple[str, TripletTable]], out: Path,
+                  cfg: PlannerTrainConfig | None = None, *, source: str | None = None,
+                  on_progress: Callable[[str], None] | None = None, anchor: str | None = None,
+                  bootstrap: int = 0) -> PlannerConfig:
+    """Train and save a planner artifact in ``out``; returns its config.
+
+    ``table`` is one triplet table, or several ``(name, table)`` sources: they are first put on one scale
+    (``link_tables``), the first one's units being the reference."""
     cfg = cfg or PlannerTrainConfig()
     started = time.perf_counter()
+    say0 = on_progress or (lambda msg: logger.info(msg))
+    linked: LinkedScale | None = None
+    if isinstance(table, list):
+        table, linked = link_tables(table, anchor=anchor, bootstrap=bootstrap, say=say0)
     if len(table.flows) < 2:
         raise PlannerError("the triplets name only one flow", hint="a planner needs scores of at least two flows")
     present = table.scores[table.mask]
     mu, sd = float(present.mean()), float(present.std() or 1.0)
     z = (table.scores - mu) / sd
     order = table.flow_order()
+    if linked is not None:  # the best single flow is the best on the joint scale among well-covered flows
+        n_cov = table.mask.sum(0)
+        reliable = n_cov >= max(1, 0.2 * n_cov.max())
+        q = np.array([linked.quality(f) if f in linked.flows else -np.inf for f in table.flows])
+        order = sorted(range(len(table.flows)), key=lambda j: (not reliable[j], -q[j]))
     b = order[0]
     diffs = (table.scores - table.scores[:, b:b + 1])[table.mask & table.mask[:, b:b + 1]]
     diffs = diffs[np.abs(diffs) > 0] if (np.abs(diffs) > 0).any() else np.array([sd])
@@ -122,11 +162,23 @@ def train_planner(table: TripletTable, out: Path, cfg: PlannerTrainConfig | None
         params=asdict(cfg.params), cv={**cv_info, "diff_sd": round(diff_sd, 5)},
         trained_on={"source": source, "prompts": n, "cells": int(table.mask.sum()), "flows": len(table.flows),
                     "sha256": _table_hash(table), "seconds": round(time.perf_counter() - started, 1)},
+        **_linking_fields(linked, table, means),
     )
     save_artifact(out, config, adapters, np.stack(head_w), np.stack(head_b), half=cfg.half)
     say(f"saved planner to {out} ({k} member(s), tau={'none' if tau is None else round(tau, 4)}, "
         f"{time.perf_counter() - started:.0f} s)")
     return config
+
+
+def _linking_fields(linked: LinkedScale | None, table: TripletTable, means: np.ndarray) -> dict[str, Any]:
+    if linked is None:  # one source: its own flow means are the quality, in its own units
+        return {"quality": {f: [round(float(means[j]), 5), None] for j, f in enumerate(table.flows)
+                            if np.isfinite(means[j])}}
+    sd = [None if not np.isfinite(v) else round(float(v), 5) for v in linked.theta_sd]
+    return {"quality": {f: [round(float(linked.theta[j]), 5), sd[j]] for j, f in enumerate(linked.flows)},
+            "scales": {k: {kk: (round(v, 5) if isinstance(v, float) else v) for kk, v in s.items()}
+                       for k, s in linked.scales.items()},
+            "flow_sources": linked.flow_scales}
 
 
 def _table_hash(table: TripletTable) -> str:

@@ -1,0 +1,220 @@
+"""A predicted score, with its provenance, for every executable flow of a library.
+
+The planner predicts, per prompt, the quality of the *rated* flows (models that human ratings exist for) on
+one joint scale (``linking.py``). Every other flow borrows from them, and says how:
+
+- ``rated``: the flow is a rated model at the settings it was rated at;
+- ``inherited``: the same model (checkpoint or diffusion-model file, and the same few-step LoRA if any) with
+  other settings, components or LoRAs: the rated model's prediction with a wider uncertainty; where the
+  ratings measured a setting (AGIQA-3K's few-step and low/high-CFG SD 1.5 runs) that effect is added;
+- ``family prior``: an unrated checkpoint of an architecture with rated models (Juggernaut XL from the
+  SDXL-architecture models): their mean, with their spread and a wider uncertainty;
+- ``none``: nothing rated is related (ranked last, and said so);
+- ``measured``: the user's own scored runs (``comfygen calibrate``, online updates) in the prompt's
+  categories, put on the joint scale through the flows they share with the rated ones, and combined with
+  the prior above by precision.
+
+Flows are ranked by a lower confidence bound (prediction minus ``KAPPA`` standard deviations), so a rated
+model is preferred to an unrated relative with the same predicted mean.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Iterable, Literal
+
+import numpy as np
+
+from ...flow_library.model import Family, Flow
+
+Provenance = Literal["rated", "inherited", "family prior", "measured", "none"]
+KAPPA = 1.0
+INHERIT_SD = 0.10  # joint units: a model at other settings / with other components
+FEW_STEP_LORA_SD = 0.20  # a few-step LoRA on a rated model that was not rated with it
+PRIOR_SD = 0.20  # an unrated fine-tune of a rated architecture, beyond the spread of its rated models
+NONE_SCORE = -10.0
+FEW_STEP_MARKERS = ("lcm", "lightning", "turbo", "hyper", "schnell")
+
+# Architectures whose unrated checkpoints borrow from rated models: family -> families of those models.
+PRIOR_FAMILIES: dict[Family, tuple[Family, ...]] = {
+    Family.SDXL: (Family.SDXL, Family.PLAYGROUND), Family.SDXL_REFINER: (Family.SDXL,),
+    Family.PLAYGROUND: (Family.PLAYGROUND,), Family.SSD1B: (Family.SSD1B,), Family.SD15: (Family.SD15,),
+    Family.SD21: (Family.SD21,), Family.SD3: (Family.SD3,), Family.FLUX: (Family.FLUX,),
+    Family.CHROMA: (Family.FLUX,), Family.PIXART: (Family.PIXART,)}
+# AGIQA-3K's setting variants of SD 1.5: (variant flow, reference flow)
+SETTING_EFFECTS = {"few steps": ("rated-sd15-lowstep", "rated-sd15"), "low CFG": ("rated-sd15-lowcfg", "rated-sd15"),
+                   "high CFG": ("rated-sd15-highcfg", "rated-sd15")}
+
+
+@dataclass
+class FlowPrediction:
+    flow_id: str
+    score: float  # joint units (NaN for provenance none)
+    sd: float
+    provenance: Provenance
+    anchor: str | None = None  # the rated flow it borrows from (or the family's, comma-joined)
+    note: str = ""
+    rank_key: float = 0.0
+
+
+@dataclass
+class _Rule:
+    kind: Provenance
+    anchors: list[int] = field(default_factory=list)  # planner columns averaged
+    effects: list[tuple[int, int]] = field(default_factory=list)  # (+col, -col) setting effects added
+    extra_var: float = 0.0
+    note: str = ""
+
+
+def model_key(flow: Flow) -> tuple[str, tuple[str, ...]]:
+    """What makes two flows 'the same model': the main model file and any few-step LoRA."""
+    main = (flow.models.unet or flow.models.checkpoint or "").lower()
+    fast = tuple(sorted(lo.name.lower() for lo in flow.models.loras if any(m in lo.name.lower() for m in FEW_STEP_MARKERS)))
+    return main, fast
+
+
+def _few_step(flow: Flow) -> bool:
+    text = " ".join([flow.models.unet or "", flow.models.checkpoint or ""] + [lo.name for lo in flow.models.loras])
+    return any(m in text.lower() for m in FEW_STEP_MARKERS) or (flow.steps is not None and flow.steps <= 8)
+
+
+class CoverageMap:
+    """How each executable flow of a library gets its score from the planner's rated flows."""
+
+    def __init__(self, flows: Iterable[Flow], rated: list[str], quality: dict[str, tuple[float, float]],
+                 counts: dict[str, int] | None = None, sources: dict[str, list[str]] | None = None):
+        """``rated``: the planner's flow columns; ``quality``: flow -> (joint quality, sd) from the linking fit;
+        ``counts``: observations per rated flow (the most-rated flow of a model is its reference)."""
+        self.rated = list(rated)
+        self.col = {f: j for j, f in enumerate(self.rated)}
+        self.quality = quality
+        self.sources = sources or {}
+        self.flows: dict[str, Flow] = {f.id: f for f in flows if f.executable}
+        counts = counts or {}
+        by_key: dict[tuple[str, tuple[str, ...]], str] = {}
+        by_main: dict[str, str] = {}
+        family_members: dict[Family, list[str]] = {}
+        for fid in sorted(self.rated, key=lambda f: -counts.get(f, 0)):
+            flow = self.flows.get(fid)
+            if flow is None:
+                continue
+            key = model_key(flow)
+            by_key.setdefault(key, fid)
+            if not key[1]:
+                by_main.setdefault(key[0], fid)
+            if not _few_step(flow) and fid not in {v for v, _ in SETTING_EFFECTS.values()}:
+                family_members.setdefault(flow.family, []).append(fid)
+        self.rules: dict[str, _Rule] = {}
+        for fid, flow in self.flows.items():
+            self.rules[fid] = self._rule(flow, by_key, by_main, family_members)
+
+    def _sd(self, fid: str) -> float:
+        sd = self.quality.get(fid, (0.0, 0.0))[1]
+        return 0.0 if sd is None or math.isnan(sd) else float(sd)
+
+    def _rule(self, flow: Flow, by_key: dict, by_main: dict, members: dict[Family, list[str]]) -> _Rule:
+        if flow.id in self.col:
+            return _Rule("rated", [self.col[flow.id]], extra_var=self._sd(flow.id) ** 2,
+                         note="its own human ratings")
+        key = model_key(flow)
+        anchor = by_key.get(key)
+        if anchor is not None or (key[0] and key[0] in by_main):
+            extra = INHERIT_SD ** 2
+            note = f"the same model as {anchor or by_main[key[0]]}"
+            if anchor is None:  # a few-step LoRA on a model rated without it
+                anchor = by_main[key[0]]
+                extra = FEW_STEP_LORA_SD ** 2
+                note += " (its few-step LoRA was not rated)"
+            rule = _Rule("inherited", [self.col[anchor]], extra_var=self._sd(anchor) ** 2 + extra, note=note)
+            ref = self.flows[anchor]
+            if not _few_step(flow) and not _few_step(ref):
+                applied = []
+                if flow.steps and ref.steps and flow.steps <= 12 and ref.steps >= 20:
+                    applied.append("few steps")
+                if flow.cfg is not None and ref.cfg and flow.cfg <= 0.5 * ref.cfg:
+                    applied.append("low CFG")
+                if flow.cfg is not None and ref.cfg and flow.cfg >= 1.6 * ref.cfg:
+                    applied.append("high CFG")
+                for name in applied:
+                    plus, minus = SETTING_EFFECTS[name]
+                    if plus in self.col and minus in self.col:
+                        rule.effects.append((self.col[plus], self.col[minus]))
+                        rule.extra_var += self._sd(plus) ** 2 + self._sd(minus) ** 2
+                        rule.note += f"; {name} effect from AGIQA-3K"
+            return rule
+        fams = PRIOR_FAMILIES.get(flow.family, ())
+        group = [f for fam in fams for f in members.get(fam, [])]
+        if group:
+            q = np.array([self.quality.get(f, (0.0, 0.0))[0] for f in group])
+            var = float(np.mean([self._sd(f) ** 2 for f in group])) + float(q.var()) + PRIOR_SD ** 2
+            return _Rule("family prior", [self.col[f] for f in group], extra_var=var,
+                         note=f"an unrated {flow.family} checkpoint: the mean of {', '.join(group)}")
+        return _Rule("none", note=f"no rated model of the {flow.family} family")
+
+    def predict(self, pred: np.ndarray, allowed: set[str] | None = None) -> list[FlowPrediction]:
+        """Predictions for one prompt (``pred``: the planner's scores of its rated flows), best first."""
+        out = []
+        for fid, rule in self.rules.items():
+            if allowed is not None and fid not in allowed:
+                continue
+            if rule.kind == "none":
+                out.append(FlowPrediction(fid, float("nan"), float("nan"), "none", None, rule.note, NONE_SCORE))
+                continue
+            score = float(np.mean(pred[rule.anchors])) + sum(float(pred[a] - pred[b]) for a, b in rule.effects)
+            sd = math.sqrt(rule.extra_var)
+            anchor = ", ".join(self.rated[j] for j in rule.anchors)
+            out.append(FlowPrediction(fid, score, sd, rule.kind, anchor, rule.note, score - KAPPA * sd))
+        out.sort(key=lambda p: (-p.rank_key, p.flow_id))
+        return out
+
+    def global_scores(self) -> np.ndarray:
+        """The rated flows' prompt-independent quality, in planner column order (for the best single flow)."""
+        return np.array([self.quality.get(f, (np.nan, 0.0))[0] for f in self.rated], dtype=float)
+
+
+def combine_measured(preds: list[FlowPrediction], user: dict[str, tuple[float, float, int]]) -> list[FlowPrediction]:
+    """Fold the user's own measurements (flow -> (mean in joint units, sd of one measurement, n)) into the
+    predictions by precision weighting; re-rank."""
+    out = []
+    for p in preds:
+        u = user.get(p.flow_id)
+        if u is None or u[2] <= 0:
+            out.append(p)
+            continue
+        mean, sd1, n = u
+        var_u = max(sd1, 1e-3) ** 2 / n
+        if p.provenance == "none" or not math.isfinite(p.score):
+            score, var = mean, var_u
+        else:
+            var_p = max(p.sd, 1e-3) ** 2
+            var = 1.0 / (1.0 / var_p + 1.0 / var_u)
+            score = var * (p.score / var_p + mean / var_u)
+        sd = math.sqrt(var)
+        note = f"{n} of your own scored runs in this kind of prompt" + (f", with {p.note}" if p.provenance != "none" else "")
+        out.append(FlowPrediction(p.flow_id, score, sd, "measured", p.anchor, note, score - KAPPA * sd))
+    out.sort(key=lambda p: (-p.rank_key, p.flow_id))
+    return out
+
+
+def link_user_cells(cells: dict[str, tuple[float, float, int]], reference: dict[str, float]
+                    ) -> dict[str, tuple[float, float, int]]:
+    """Put the user's cells (flow -> (mean, sd, n) in reward-model units) on the joint scale: an affine map
+    fitted on the flows that also have a joint-scale prediction (``reference``), weighted by n. With fewer
+    than two such flows (or no spread), the user's scores are standardised and given the reference's spread."""
+    shared = [f for f in cells if f in reference and math.isfinite(reference[f])]
+    ys = np.array([cells[f][0] for f in cells])
+    ref_vals = np.array([v for v in reference.values() if math.isfinite(v)])
+    ref_sd = float(ref_vals.std()) if len(ref_vals) > 1 else 1.0
+    a, b = float(ys.mean()) if len(ys) else 0.0, (float(ys.std()) or 1.0) / (ref_sd or 1.0)
+    c = float(ref_vals.mean()) if len(ref_vals) else 0.0
+    if len(shared) >= 2:
+        x = np.array([reference[f] for f in shared])
+        y = np.array([cells[f][0] for f in shared])
+        w = np.array([cells[f][2] for f in shared], dtype=float)
+        xm, ym = np.average(x, weights=w), np.average(y, weights=w)
+        sxx = float(np.sum(w * (x - xm) ** 2))
+        slope = float(np.sum(w * (x - xm) * (y - ym))) / sxx if sxx > 0 else 0.0
+        if slope > 1e-6:
+            a, b, c = ym, slope, xm
+    return {f: (c + (m - a) / b, (s or 1.0) / b, n) for f, (m, s, n) in cells.items()}
