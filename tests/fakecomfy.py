@@ -43,9 +43,9 @@ import fakecomfy_engine as eng
 from fakecomfy_exec import ExecutionMixin
 
 HERE = Path(__file__).resolve().parent
-_CANDIDATES = [HERE.parent / "flow_library" / "data" / "object_info.json",
-               HERE.parents[1] / "shared" / "comfyui" / "object_info.json"]
-_CAPTURES = HERE.parents[1] / "shared" / "comfyui" / "captures"
+_SHARED = next((p / "shared" for p in HERE.parents if (p / "shared" / "comfyui").is_dir()), HERE.parents[1] / "shared")
+_CANDIDATES = [HERE.parent / "flow_library" / "data" / "object_info.json", _SHARED / "comfyui" / "object_info.json"]
+_CAPTURES = _SHARED / "comfyui" / "captures"
 MODEL_FOLDERS = ["checkpoints", "configs", "loras", "vae", "text_encoders", "diffusion_models", "clip_vision",
                  "style_models", "embeddings", "diffusers", "vae_approx", "controlnet", "gligen", "upscale_models",
                  "custom_nodes", "hypernetworks", "photomaker", "classifiers", "model_patches", "audio_encoders"]

@@ -15,7 +15,7 @@ from rich.table import Column, Table
 
 from ...tools.errors import ConfigError, GuardError
 from ...tools.settings import get_settings
-from ...tools.store import RunRecord, RunStore
+from ...tools.store import FINISHED, RunRecord, RunStore
 
 console = Console()
 runs_app = typer.Typer(help="Inspect recorded runs.", no_args_is_help=True)
@@ -172,7 +172,9 @@ def runs_show(
     """One run: parameters, timings, outputs, scores, error."""
     with _store() as store:
         rec = store.get(run_id)
-        if resume and rec.status != "succeeded":
+        if resume and rec.status in FINISHED:
+            console.print(f"run {rec.id} is {rec.status}: there is nothing to resume")
+        elif resume:
             from ...tools.pipeline import resume_run
 
             urls = [u for u in (endpoint or [])] or ([rec.endpoint] if rec.endpoint else _endpoints(None))
@@ -214,14 +216,22 @@ def runs_show(
 
 @runs_app.command("recover")
 def runs_recover() -> None:
-    """Mark runs left queued/running by a process that died as interrupted (and say which can be resumed)."""
+    """Mark runs left behind by a process that died, and list those that can be resumed.
+
+    Runs it had handed to ComfyUI become ``interrupted`` (resume them: ComfyUI may have finished them);
+    runs it had not yet submitted become ``failed`` (nothing can finish them).
+    """
     with _store() as store:
         recs = store.recover_orphans()
+    resumable = [r for r in recs if r.resumable]
     if not recs:
         console.print("no orphaned runs")
-    for r in recs:
-        extra = f"  resume: comfygen runs show {r.id} --resume" if r.resumable else ""
-        console.print(f"{r.id} {r.flow_id}: interrupted{extra}")
+    for r in resumable:
+        console.print(f"{r.id} {r.flow_id}: interrupted  resume: comfygen runs show {r.id} --resume")
+    lost = len(recs) - len(resumable)
+    if lost:
+        console.print(f"{lost} run(s) never reached ComfyUI and were marked failed (see `comfygen runs list "
+                      "--status failed`)")
 
 
 # -- comfyui ------------------------------------------------------------------------------------------------
