@@ -37,7 +37,7 @@ from typing import Any
 import httpx
 import websockets
 from ..callbacks import notify
-from ..errors import Cancelled, ComfyUIError, ComfyUIUnavailable, DeadlineExceeded
+from ..errors import Cancelled, ComfyUIError, ComfyUIUnavailable
 from . import events as ev
 from .errfmt import execution_error, validation_error
 from .remote import PromptVanished, RemoteMixin, ServerInfo, canonical_prompt_id
