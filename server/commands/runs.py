@@ -173,7 +173,7 @@ def runs_show(
     with _store() as store:
         rec = store.get(run_id)
         if resume and rec.status in FINISHED:
-            console.print(f"run {rec.id} is {rec.status}: there is nothing to resume")
+            console.print(f"run {rec.id} is {rec.status}: there is nothing to resume", soft_wrap=True)
         elif resume:
             from ...tools.pipeline import resume_run
 
@@ -227,11 +227,11 @@ def runs_recover() -> None:
     if not recs:
         console.print("no orphaned runs")
     for r in resumable:
-        console.print(f"{r.id} {r.flow_id}: interrupted  resume: comfygen runs show {r.id} --resume")
+        console.print(f"{r.id} {r.flow_id}: interrupted  resume: comfygen runs show {r.id} --resume", soft_wrap=True)
     lost = len(recs) - len(resumable)
     if lost:
         console.print(f"{lost} run(s) never reached ComfyUI and were marked failed (see `comfygen runs list "
-                      "--status failed`)")
+                      "--status failed`)", soft_wrap=True)
 
 
 # -- comfyui ------------------------------------------------------------------------------------------------
