@@ -140,3 +140,29 @@ async def test_resume_of_a_run_never_handed_to_comfyui_fails(flow, settings, sto
     after = store.get(rec.id)
     assert after.status == "failed" and "never submitted" in after.error.message
     assert ("POST", "/prompt") not in fake.requests
+
+
+async def test_get_run_of_a_gone_prompt_ends_failed_not_waited_on(tmp_path) -> None:
+    """The MCP get_run path (a run an earlier server left running) gets the same check through resume_run."""
+    from comfygen.tools.agent.service import ComfyGen
+    from comfygen.tools.settings import Settings
+    from comfygen.tools.store import RunStore
+
+    async with FakeComfyUI() as fake:
+        settings = Settings(home=tmp_path, comfyui_urls=[fake.url])
+        with RunStore(settings.store_path) as store:
+            rec = store.create(prompt="left running", flow_id="sd15-base", graph={}, seed=4, endpoint=fake.url,
+                               comfy_prompt_id=str(uuid.uuid4()))
+            store.mark_running(rec.id, endpoint=fake.url)
+        t0 = asyncio.get_running_loop().time()
+        async with ComfyGen(settings) as cg:
+            try:
+                out = await cg.get_run(rec.id, wait_s=30)
+                status = getattr(out, "status", None)
+            except ComfyUIError as e:
+                status = "raised: " + e.message
+        assert asyncio.get_running_loop().time() - t0 < 5.0
+        with RunStore(settings.store_path) as store:
+            after = store.get(rec.id)
+    assert after.status == "failed" and "is gone" in after.error.message
+    assert status == "failed" or "is gone" in str(status)
