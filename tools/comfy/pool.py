@@ -95,7 +95,7 @@ class _Endpoint:
 class EndpointPool:
     """Dispatch runs over several ComfyUI endpoints (see the module docstring)."""
 
-    def __init__(self, urls: Sequence[str], *, health_interval_s: float = 5.0, health_timeout_s: float = 5.0,
+    def __init__(self, urls: Sequence[str], *, health_interval_s: float = 5.0, health_timeout_s: float = 3.0,
                  models_ttl_s: float = 300.0, max_resubmits: int = 3, **client_kwargs: Any):
         if not urls:
             raise ComfyUIError("no ComfyUI endpoint configured", hint="Set COMFYGEN_COMFYUI_URLS or pass --endpoint.")
