@@ -251,12 +251,13 @@ def comfyui_status(endpoint: list[str] | None = typer.Option(None, "--endpoint",
     if as_json:
         typer.echo(json.dumps([s.model_dump() for s in statuses], indent=2))
         return
-    table = Table("endpoint", "healthy", "running", "pending", "models", "error")
+    table = Table("endpoint", "healthy", "version", "running", "pending", "models", "error")
     for s in statuses:
         d = s.model_dump()
         models = d.get("models") or {}
         count = ", ".join(f"{k} {len(v)}" for k, v in models.items()) if isinstance(models, dict) else str(models)
-        table.add_row(s.url, "yes" if s.healthy else "[red]no[/]", str(d.get("queue_running", "-")),
+        version = (d.get("version") or "-") + (" (jobs API)" if d.get("jobs_api") else "")
+        table.add_row(s.url, "yes" if s.healthy else "[red]no[/]", version, str(d.get("queue_running", "-")),
                       str(d.get("queue_pending", "-")), count or "-", d.get("error") or "")
     console.print(table)
 

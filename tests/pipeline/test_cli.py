@@ -82,6 +82,9 @@ def test_bad_size(fake_comfyui, user_flow, capsys):
 def test_comfyui_commands(fake_comfyui):
     res = runner.invoke(app, ["comfyui", "status", "-e", fake_comfyui.url])
     assert res.exit_code == 0 and "yes" in res.output, res.output
+    res = runner.invoke(app, ["comfyui", "status", "-e", fake_comfyui.url, "--json"])
+    (status,) = json.loads(res.output)
+    assert status["version"] == "0.3.64" and status["jobs_api"] is False
     res = runner.invoke(app, ["comfyui", "models", "-e", fake_comfyui.url, "--json"])
     assert "random_sd15.safetensors" in json.loads(res.output)[fake_comfyui.url]["checkpoints"]
     res = runner.invoke(app, ["comfyui", "queue", "-e", fake_comfyui.url])

@@ -62,6 +62,8 @@ class EndpointStatus(BaseModel):
     queue_pending: int = 0
     in_flight: int = Field(0, description="Runs this process has on the endpoint now")
     models: dict[str, list[str]] = Field(default_factory=dict, description="Model files per folder (cached)")
+    version: str | None = Field(None, description="ComfyUI version the server reports")
+    jobs_api: bool | None = Field(None, description="Whether the server offers /api/jobs")
     error: str | None = None
 
 
@@ -341,13 +343,15 @@ class EndpointPool:
             try:
                 q = await ep.client.queue()
                 models = await ep.client.installed(folders)
+                info = await ep.client.server_info()
                 ep.mark(True)
                 for f, files in models.items():
                     ep.models[f] = set(files)
                     ep.models_at[f] = time.monotonic()
                 ep.remote_queue = len(q["queue_running"]) + len(q["queue_pending"])
                 return EndpointStatus(url=ep.url, healthy=True, queue_running=len(q["queue_running"]),
-                                      queue_pending=len(q["queue_pending"]), in_flight=ep.in_flight, models=models)
+                                      queue_pending=len(q["queue_pending"]), in_flight=ep.in_flight, models=models,
+                                      version=info.version, jobs_api=info.jobs_api)
             except ComfyUIError as exc:
                 ep.mark(False, exc.message)
                 return EndpointStatus(url=ep.url, healthy=False, in_flight=ep.in_flight, error=exc.message)
