@@ -116,10 +116,18 @@ async def test_reconnect_answers_the_credential_handshake() -> None:
         intruder = _client(fake.url, client_id=c.client_id)
         fake.drop_websockets()
         async with intruder:
-            intruder._credential_key = None
+            stolen = intruder.client_id
             await intruder._ensure_ws()
-            await asyncio.sleep(0.8)
-        assert c.client_id in fake.refused
+            for _ in range(100):
+                if stolen in fake.refused and intruder.client_id != stolen and intruder._ws_up.is_set():
+                    break
+                await asyncio.sleep(0.05)
+            assert stolen in fake.refused and "refused the websocket reconnect" in (intruder._ws_error or "")
+            # it goes on under a fresh clientId, and its new prompts run with live events
+            assert intruder.client_id != stolen and intruder._ws_up.is_set()
+            seen: list[ev.Event] = []
+            await intruder.run(modelfree(color=12), on_event=seen.append)
+        assert any(isinstance(e, ev.NodeStarted) for e in seen)
 
 
 @pytest.mark.parametrize("cls", [FakeComfyUI, FakeComfyUI038])

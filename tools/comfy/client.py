@@ -31,7 +31,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import httpx
@@ -330,16 +330,13 @@ class ComfyClient(RemoteMixin):
                         self._broadcast(_Reconnected())
                     async for frame in ws:
                         self._dispatch(frame)
-                    if ws.close_code == 1008:
-                        self._ws_error = (f"{self.url} refused the websocket ({ws.close_reason or 'policy violation'}"
-                                          "): following runs by polling")
-                        log.warning("%s", self._ws_error)
-                        self._credential_key = None  # a fresh connection gets a fresh key
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # connection refused, dropped, protocol error
                 log.debug("websocket %s: %s", self.url, exc)
                 self._ws_error = str(exc) or type(exc).__name__
+                if getattr(getattr(exc, "rcvd", None), "code", None) == 1008:
+                    self._refused(getattr(exc.rcvd, "reason", "") or "1008")  # type: ignore[attr-defined]
             self._ws = None
             self._ws_tried.set()
             if self._ws_up.is_set():
@@ -347,6 +344,14 @@ class ComfyClient(RemoteMixin):
                 self._broadcast(_Dropped())
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)
+
+    def _refused(self, reason: str) -> None:
+        """A newer server closed our reconnect (1008: no or wrong credential key): go on as a new client."""
+        self._ws_error = (f"{self.url} refused the websocket reconnect ({reason}); continuing as a new client, "
+                          "runs already submitted are followed by polling")
+        log.warning("%s", self._ws_error)
+        self._credential_key = None
+        self.client_id = uuid.uuid4().hex
 
     def _broadcast(self, marker: object) -> None:
         for q in self._watch.values():
@@ -593,6 +598,3 @@ def _safe_json(resp: httpx.Response) -> dict[str, Any]:
                 "node_errors": {}}
     return data if isinstance(data, dict) else {}
 
-
-def unique(seq: Sequence[str]) -> list[str]:
-    return list(dict.fromkeys(seq))
