@@ -343,7 +343,10 @@ class EndpointPool:
             try:
                 q = await ep.client.queue()
                 models = await ep.client.installed(folders)
-                info = await ep.client.server_info()
+                try:
+                    info = await ep.client.server_info()
+                except ComfyUIError:  # what it is matters less than whether it answers
+                    info = None
                 ep.mark(True)
                 for f, files in models.items():
                     ep.models[f] = set(files)
@@ -351,7 +354,7 @@ class EndpointPool:
                 ep.remote_queue = len(q["queue_running"]) + len(q["queue_pending"])
                 return EndpointStatus(url=ep.url, healthy=True, queue_running=len(q["queue_running"]),
                                       queue_pending=len(q["queue_pending"]), in_flight=ep.in_flight, models=models,
-                                      version=info.version, jobs_api=info.jobs_api)
+                                      version=info and info.version, jobs_api=info and info.jobs_api)
             except ComfyUIError as exc:
                 ep.mark(False, exc.message)
                 return EndpointStatus(url=ep.url, healthy=False, in_flight=ep.in_flight, error=exc.message)
