@@ -89,8 +89,9 @@ async def test_single_frozen_endpoint_fails_the_run_quickly() -> None:
             await _until(lambda: a.running is not None)
             a.freeze()
             t0 = asyncio.get_running_loop().time()
-            with pytest.raises(ComfyUIUnavailable):
+            with pytest.raises(ComfyUIUnavailable) as ei:
                 await asyncio.wait_for(task, 15)
+            assert f"ComfyUI at {a.url} stopped answering" in ei.value.message and ei.value.url == a.url
             assert asyncio.get_running_loop().time() - t0 < 5.0
             a.thaw()
             await _until(lambda: not pool._ep(a.url).left_behind)

@@ -272,6 +272,9 @@ class EndpointPool:
             try:
                 ep = self._pick(await self._candidates(required, failed))
             except NoEndpoint as exc:
+                if isinstance(exc, NoHealthyEndpoint) and isinstance(last, ComfyUIUnavailable):
+                    raise NoHealthyEndpoint(f"{last.message}; no other healthy endpoint to run it on", url=last.url,
+                                            hint=last.hint, details={"prompt_id": pid}) from last
                 if last is not None:
                     raise exc from last
                 raise
