@@ -21,6 +21,8 @@ Everything of :class:`fakecomfy.FakeComfyUI` (0.3.64) holds, with these differen
   connection does), a new one must send ``{"type": "credential_auth", "data": {"credential_key"}}`` within
   ``credential_wait_s`` or is closed with 1008 "Invalid client credentials". The server's ``feature_flags``
   answer lists its newer features;
+- ``/upload/image`` replies gain an ``asset`` object (id, name, asset_hash, size, mime_type, tags), as with
+  assets on (``assets=False`` leaves it out; the hash here is a stand-in, the server's is blake3);
 - ``loops={node_id_or_class: n}``: that node runs n times in a prompt, one ``executed`` per iteration
   (each with that iteration's images), and history keeps all of them.
 """
@@ -28,6 +30,7 @@ Everything of :class:`fakecomfy.FakeComfyUI` (0.3.64) holds, with these differen
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import secrets
 import time
@@ -46,8 +49,9 @@ _NEWER_FIELDS = {"is_input_list": False, "has_intermediate_output": False, "sear
 
 class FakeComfyUI038(FakeComfyUI):
     def __init__(self, *args: Any, loops: dict[str, int] | None = None, credential_wait_s: float = 5.0,
-                 **kwargs: Any):
+                 assets: bool = True, **kwargs: Any):
         self.loops = dict(loops or {})
+        self.assets = assets
         self.credential_wait_s = credential_wait_s
         self._keys: dict[str, str] = {}  # clientId -> the credential key its socket was given
         self._stale: set[str] = set()  # clientIds whose old socket the server still counts as registered
@@ -69,6 +73,18 @@ class FakeComfyUI038(FakeComfyUI):
             {"name": "cpu", "type": "cpu", "index": None, "vram_total": 0, "vram_free": 0, "torch_vram_total": 0,
              "torch_vram_free": 0}]
         return web.json_response(stats)
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        resp = await super()._upload(request)
+        if resp.status != 200 or not self.assets:
+            return resp
+        reply = json.loads(resp.body)  # type: ignore[arg-type]
+        path = self.dirs[reply["type"]] / reply["subfolder"] / reply["name"]
+        data = path.read_bytes()
+        reply["asset"] = {"id": str(uuid.uuid4()), "name": reply["name"],
+                          "asset_hash": "blake3:" + hashlib.sha256(data).hexdigest(), "size": len(data),
+                          "mime_type": "image/png", "tags": [reply["type"]]}
+        return web.json_response(reply)
 
     async def _features(self, request: web.Request) -> web.Response:
         return web.json_response(SERVER_FEATURES)

@@ -199,7 +199,10 @@ async def test_upload_image(target: Target) -> None:
     name = f"contract-{uuid.uuid4().hex[:8]}.png"
     async with target.client() as c:
         res = await c.upload_image(buf.getvalue(), name)
-        assert res == {"name": name, "subfolder": "", "type": "input"}
+        assert {k: res[k] for k in ("name", "subfolder", "type")} == {"name": name, "subfolder": "", "type": "input"}
+        assert set(res) <= {"name", "subfolder", "type", "asset"}  # newer servers add an asset record
+        if "asset" in res:
+            assert res["asset"]["name"] == name and res["asset"]["size"] == len(buf.getvalue())
         graph = {"1": {"class_type": "LoadImage", "inputs": {"image": name}},
                  "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "upl"}}}
         out = await c.run(graph)
