@@ -207,6 +207,10 @@ async def _locate(rec: RunRecord, urls: Sequence[str], settings: Any) -> tuple[s
     return None, unknown, down
 
 
+def _again(rec: RunRecord) -> str:
+    return f"run it again (flow {rec.flow_id}" + ("" if rec.seed is None else f", seed {rec.seed}") + ")"
+
+
 def _owner_alive(rec: RunRecord, store: RunStore) -> bool:
     """The run's process is another live process on this host."""
     from .store import pid_alive
@@ -231,7 +235,7 @@ async def resume_run(run: RunRecord | str, *, pool: Any = None, store: RunStore,
         return rec  # another live process is handing it to ComfyUI right now
     if not rec.comfy_prompt_id or rec.status == "queued":
         err = ComfyUIError(f"run {rec.id} was never submitted to ComfyUI: there is nothing to resume",
-                           hint=f"run it again (flow {rec.flow_id}, seed {rec.seed})")
+                           hint=_again(rec))
         store.fail(rec.id, err, status="failed")
         raise err
     others = list(getattr(pool, "urls", None) or getattr(settings, "comfyui_urls", []) or [])
@@ -247,7 +251,7 @@ async def resume_run(run: RunRecord | str, *, pool: Any = None, store: RunStore,
             f"prompt {rec.comfy_prompt_id} of run {rec.id} is gone: {where} does not know it (not queued, not "
             "running, not in its history); the server restarted, the prompt was deleted from its queue, or it "
             "was never submitted", details={"prompt_id": rec.comfy_prompt_id, "endpoints": unknown},
-            hint=f"run it again (flow {rec.flow_id}, seed {rec.seed})")
+            hint=_again(rec))
         store.fail(rec.id, err, status="failed")
         raise err
     store.mark_running(rec.id, endpoint=url)
