@@ -63,6 +63,15 @@ async def test_resubmission_409_counts_as_accepted() -> None:
     assert len([k for k in fake.history if k == pid]) == 1
 
 
+async def test_previews_are_asked_for_per_prompt() -> None:
+    """Newer servers send previews only when the prompt's extra_data names a preview method."""
+    async with FakeComfyUI038() as fake, _client(fake.url) as c:
+        out = await c.run(modelfree(color=13), previews=True)
+        plain = await c.run(modelfree(color=14))
+    assert fake.history[out.prompt_id]["prompt"][3]["preview_method"] == "auto"
+    assert "preview_method" not in fake.history[plain.prompt_id]["prompt"][3]
+
+
 async def test_prompt_ids_are_canonical_uuids() -> None:
     async with FakeComfyUI038() as fake, _client(fake.url) as c:
         upper = str(uuid.uuid4()).upper()

@@ -404,7 +404,9 @@ class ComfyClient(RemoteMixin):
             await self._ensure_ws()
             started = time.time()
             try:
-                submitted_id = await self.submit(graph, prompt_id=pid)
+                # newer servers preview only when the prompt asks (0.3.64 ignores the key)
+                submitted_id = await self.submit(graph, prompt_id=pid,
+                                                 extra_data={"preview_method": "auto"} if previews else None)
             except asyncio.CancelledError:  # the POST may have been accepted already
                 if pid not in self._abandoned:
                     await asyncio.shield(self._cancel_remote(pid))
