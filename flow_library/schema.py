@@ -352,8 +352,15 @@ def _is_literal_list(val: list) -> bool:
 
 def validate_graph(graph: Graph, schema: NodeSchema | None = None, *,
                    check_model_files: bool = False, check_v3_combos: bool = True) -> ValidationReport:
-    """Check ``graph`` the way ComfyUI's ``POST /prompt`` does, without a ComfyUI."""
+    """Check ``graph`` the way ComfyUI's ``POST /prompt`` does, without a ComfyUI.
+
+    A newer server's schema (0.36+) is checked with that server's rules (``schema_v038``).
+    """
     schema = schema or NodeSchema.bundled()
+    from . import schema_v038
+
+    if schema_v038.is_newer_schema(schema.info):
+        return schema_v038.validate_graph_v038(graph, schema, check_model_files=check_model_files)
     if not isinstance(graph, dict):
         return ValidationReport(error=_top("no_prompt", "No prompt provided", "No prompt provided"))
     outputs: list[str] = []

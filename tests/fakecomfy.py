@@ -22,7 +22,15 @@ nodes, face restore) to the schema. Validation uses ``comfygen.flow_library.sche
 Failure knobs: ``fail={"execution_error": node_id_or_class, "die_at": node_id_or_class,
 "ws_drop_at": node_id_or_class}``, and at run time ``fail_next(path, status=500, times=1)``,
 ``drop_next(path, times=1, after=False)`` (close the connection without an answer, before or after
-handling the request), ``drop_websockets()`` and ``await kill()`` (the server dies: port closed).
+handling the request), ``drop_websockets()``, ``await kill()`` (the server dies: port closed),
+``await restart()`` (dies and comes back on the same port with an empty queue and history, as a
+restarted ComfyUI does) and ``freeze()`` / ``thaw()`` (the process is stopped, as with SIGSTOP: TCP
+connections are still accepted but nothing is answered, sent or executed until it is thawed, then
+everything that waited goes on).
+
+``FakeComfyUI`` speaks ComfyUI 0.3.64; ``fakecomfy_v038.FakeComfyUI038`` is the same server as
+ComfyUI 0.38 behaves (jobs API, 409 on repeated prompt ids, ``missing_node_type``, credential
+handshake on reconnect, looped nodes); ``PERSONALITIES`` names both for parametrised tests.
 """
 
 from __future__ import annotations
@@ -43,9 +51,9 @@ import fakecomfy_engine as eng
 from fakecomfy_exec import ExecutionMixin
 
 HERE = Path(__file__).resolve().parent
-_CANDIDATES = [HERE.parent / "flow_library" / "data" / "object_info.json",
-               HERE.parents[1] / "shared" / "comfyui" / "object_info.json"]
-_CAPTURES = HERE.parents[1] / "shared" / "comfyui" / "captures"
+_SHARED = next((p / "shared" for p in HERE.parents if (p / "shared" / "comfyui").is_dir()), HERE.parents[1] / "shared")
+_CANDIDATES = [HERE.parent / "flow_library" / "data" / "object_info.json", _SHARED / "comfyui" / "object_info.json"]
+_CAPTURES = _SHARED / "comfyui" / "captures"
 MODEL_FOLDERS = ["checkpoints", "configs", "loras", "vae", "text_encoders", "diffusion_models", "clip_vision",
                  "style_models", "embeddings", "diffusers", "vae_approx", "controlnet", "gligen", "upscale_models",
                  "custom_nodes", "hypernetworks", "photomaker", "classifiers", "model_patches", "audio_encoders"]
@@ -110,6 +118,8 @@ class FakeComfyUI(ExecutionMixin):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self.alive = False
+        self._awake = asyncio.Event()  # cleared while frozen
+        self._awake.set()
 
     # ------------------------------------------------------------------ config
     def set_models(self, models: dict[str, list[str]]) -> None:
@@ -171,6 +181,8 @@ class FakeComfyUI(ExecutionMixin):
         for method, path, handler in routes:
             app.router.add_route(method, path, handler)
             app.router.add_route(method, "/api" + path, handler)
+        for method, path, handler in self._more_routes():
+            app.router.add_route(method, path, handler)
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self._port)
@@ -195,6 +207,33 @@ class FakeComfyUI(ExecutionMixin):
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+    async def restart(self) -> None:
+        """Die and start again on the same port: queue, history, cache and sockets are gone."""
+        await self.kill()
+        self.pending, self.running, self.history, self._cache = [], None, {}, {}
+        await self.start()
+
+    def freeze(self) -> None:
+        """Stop answering anything (SIGSTOP): connections are accepted, requests and messages wait."""
+        self._call_soon(self._awake.clear)
+
+    def thaw(self) -> None:
+        self._call_soon(self._awake.set)
+
+    def _call_soon(self, fn: Callable[[], Any]) -> None:
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if self._loop is None or running is self._loop:
+            fn()
+        else:
+            self._loop.call_soon_threadsafe(fn)
+
+    def _more_routes(self) -> list[tuple[str, str, Callable[..., Any]]]:
+        """Routes a newer personality adds (full paths, registered as they are)."""
+        return []
 
     async def close(self) -> None:
         await self.kill()
@@ -261,6 +300,7 @@ class FakeComfyUI(ExecutionMixin):
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Callable[..., Any]) -> web.StreamResponse:
         path = request.path[4:] if request.path.startswith("/api/") else request.path
+        await self._awake.wait()
         self.requests.append((request.method, path))
         for rule in self._http_fail:
             if rule[2] > 0 and path == rule[0]:
@@ -340,6 +380,9 @@ class FakeComfyUI(ExecutionMixin):
             body = await request.json()
         except ValueError:
             return web.Response(status=500, text="500 Internal Server Error\n\nServer got itself in trouble")
+        return await self._queue_prompt(body)
+
+    async def _queue_prompt(self, body: dict[str, Any]) -> web.Response:
         number = body.get("number", self.number)
         self.number += 1
         if body.get("front"):
@@ -459,6 +502,7 @@ class FakeComfyUI(ExecutionMixin):
         return ws
 
     async def _send(self, sid: str | None, msg: dict[str, Any]) -> None:
+        await self._awake.wait()
         targets = self._sockets.get(sid, []) if sid is not None else [c for cs in self._sockets.values() for c in cs]
         for ws, _ in list(targets):
             try:
@@ -467,6 +511,7 @@ class FakeComfyUI(ExecutionMixin):
                 pass
 
     async def _send_bytes(self, sid: str, data_for: Callable[[dict[str, Any]], bytes]) -> None:
+        await self._awake.wait()
         for ws, flags in list(self._sockets.get(sid, [])):
             data = data_for(flags)
             if not data:
@@ -479,3 +524,10 @@ class FakeComfyUI(ExecutionMixin):
     async def _broadcast_status(self) -> None:
         await self._send(None, {"type": "status", "data": {"status": {"exec_info": {
             "queue_remaining": self._remaining()}}}})
+
+
+def personalities() -> dict[str, type]:
+    """The ComfyUI versions the test double can be: ``{"0.3.64": FakeComfyUI, "0.38": FakeComfyUI038}``."""
+    from fakecomfy_v038 import FakeComfyUI038
+
+    return {"0.3.64": FakeComfyUI, "0.38": FakeComfyUI038}

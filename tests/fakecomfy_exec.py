@@ -117,6 +117,11 @@ class ExecutionMixin:
                 if self._matches("execution_error", nid, cls):
                     raise eng.ExecutionFailure("fake failure injected by the test", "RuntimeError")
                 result, ui = await self._call(nid, cls, inputs, pid, prompt, extra)
+                for _ in range(self._iterations(nid, cls) - 1):  # a looped node: one executed per iteration
+                    if ui is not None:
+                        ui_out[nid] = _merge_ui(ui_out.get(nid), ui)
+                        await send("executed", {"node": nid, "display_node": nid, "output": ui, "prompt_id": pid})
+                    result, ui = await self._call(nid, cls, inputs, pid, prompt, extra)
             except Exception as exc:  # noqa: BLE001 - reported like ComfyUI does
                 etype = getattr(exc, "exception_type", None) or (
                     type(exc).__qualname__ if type(exc).__module__ == "builtins"
@@ -137,7 +142,7 @@ class ExecutionMixin:
             for _ in range(2):
                 await self._send(sid, {"type": "progress_state", "data": {"prompt_id": pid, "nodes": dict(pstate)}})
             if ui is not None:
-                ui_out[nid] = ui
+                ui_out[nid] = _merge_ui(ui_out.get(nid), ui)
                 await send("executed", {"node": nid, "display_node": nid, "output": ui, "prompt_id": pid})
         self._cache = new_cache
         if status[0] == "success":
@@ -152,12 +157,17 @@ class ExecutionMixin:
         await self._broadcast_status()
         await send("executing", {"node": None, "prompt_id": pid})
 
+    def _iterations(self, nid: str, cls: str) -> int:
+        """How often a node runs in one prompt (1; a newer personality loops nodes)."""
+        return 1
+
     async def _interrupted(self, pid: str, nid: str, cls: str, executed: list[str], send_hist: Any) -> None:
         await send_hist("execution_interrupted", {"prompt_id": pid, "node_id": nid, "node_type": cls,
                                                   "executed": list(executed), "timestamp": _now_ms()})
 
     async def _pause(self, seconds: float) -> None:
         """Sleep, cut short by an interrupt (the step still ends without its progress message, as in ComfyUI)."""
+        await self._awake.wait()  # a frozen server executes nothing
         if not seconds:
             await asyncio.sleep(0)
             return
@@ -244,3 +254,11 @@ def eng_preview(jpeg: bytes, meta: dict[str, Any] | None) -> bytes:
         m = json.dumps({**meta, "image_type": "image/jpeg"}).encode()
         return struct.pack(">II", 4, len(m)) + m + jpeg
     return struct.pack(">II", 1, 1) + jpeg
+
+
+def _merge_ui(prev: Any, ui: dict[str, Any]) -> dict[str, Any]:
+    """History keeps every iteration's UI output of a looped node: list values are concatenated."""
+    if not isinstance(prev, dict):
+        return ui
+    return {**prev, **{k: (prev[k] + v if isinstance(prev.get(k), list) and isinstance(v, list) else v)
+                       for k, v in ui.items()}}

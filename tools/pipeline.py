@@ -3,8 +3,9 @@
 Every run is in the store before it is submitted (status ``queued``, with our own ComfyUI prompt id),
 so a crash, a kill or a caller that goes away never loses it: :meth:`RunStore.recover_orphans` marks
 it interrupted, and :func:`resume_run` finishes it from ComfyUI's history. Failures are recorded
-(``failed``; ``interrupted`` when ComfyUI interrupted it or the deadline passed; ``cancelled`` when our
-caller cancelled) and re-raised.
+(``failed``, also when ComfyUI no longer knows the prompt; ``interrupted`` when ComfyUI interrupted it
+or the deadline passed while it was still on the server; ``cancelled`` when our caller cancelled) and
+re-raised. A finished run (succeeded, failed, cancelled) is never changed by resuming it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import datetime as _dt
 import logging
+import os
 import secrets
 import time
 import uuid
@@ -23,12 +25,13 @@ from typing import Any
 from ..flow_library.model import Flow, Graph
 from ..flow_library.render import render
 from .callbacks import notify
-from .errors import Cancelled, ComfyGenError, ComfyUIError, ComfyUIExecutionError, DeadlineExceeded, StoreError
+from .errors import (Cancelled, ComfyGenError, ComfyUIError, ComfyUIExecutionError, ComfyUIUnavailable,
+                     DeadlineExceeded, StoreError)
 from .graph.accel import plan_acceleration, apply_plan
 from .graph.batch import set_batch
 from .graph.guard import guard
 from .images import save_png_atomic
-from .store import OutputFile, RunRecord, RunStore, RunTimings
+from .store import FINISHED, OutputFile, RunRecord, RunStore, RunTimings
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +89,15 @@ def _timings(out: Any, rec: RunRecord) -> RunTimings:
 def _record_failure(store: RunStore, rec: RunRecord, exc: BaseException) -> None:
     if isinstance(exc, asyncio.CancelledError):
         status, err = "cancelled", Cancelled("the caller cancelled the run", hint="run it again when wanted")
-    elif isinstance(exc, (Cancelled, DeadlineExceeded)):
+    elif isinstance(exc, DeadlineExceeded) and (exc.details or {}).get("state") == "unknown":
+        status, err = "failed", exc  # the server no longer knows the prompt: nothing to resume
+    elif isinstance(exc, DeadlineExceeded):
+        status, err = "interrupted", exc
+        state = (exc.details or {}).get("state")
+        if state in ("pending", "running", "done"):
+            now = {"pending": "is still queued", "running": "keeps running", "done": "has just finished"}[state]
+            exc.hint = f"It {now} on the ComfyUI server: finish it with `comfygen runs show {rec.id} --resume`."
+    elif isinstance(exc, Cancelled):
         status, err = "interrupted", exc
     else:
         status, err = "failed", exc
@@ -171,39 +182,77 @@ def _client_for(url: str, settings: Any) -> Any:
                        read_timeout=getattr(settings, "read_timeout_s", 60.0), idle_check_s=1.0)
 
 
-async def _locate(rec: RunRecord, urls: Sequence[str], settings: Any) -> str | None:
-    """The endpoint that knows ``rec``'s prompt (in its history or queue)."""
+async def _locate(rec: RunRecord, urls: Sequence[str], settings: Any) -> tuple[str | None, list[str], list[str]]:
+    """Where ``rec``'s prompt is: (url or None, urls that answered without knowing it, urls that did not answer).
+
+    An endpoint that does not know the prompt is asked a second time after a short pause, as the client
+    does while following a run, before it counts as not knowing it.
+    """
+    pid = str(rec.comfy_prompt_id)
+    unknown: list[str] = []
+    down: list[str] = []
     for url in urls:
         try:
             async with _client_for(url, settings) as client:
-                pid = str(rec.comfy_prompt_id)
-                if await client.history(pid) or await client.queue_position(pid) is not None:
-                    return url
+                for look in range(2):
+                    state, _ = await client.prompt_state(pid)
+                    if state != "unknown":
+                        return url, unknown, down
+                    if look == 0:
+                        await asyncio.sleep(client.poll_interval_s)
+                unknown.append(url)
         except ComfyUIError as e:
             log.info("resume %s: %s unreachable (%s)", rec.id, url, e)
-    return None
+            down.append(url)
+    return None, unknown, down
+
+
+def _again(rec: RunRecord) -> str:
+    return f"run it again (flow {rec.flow_id}" + ("" if rec.seed is None else f", seed {rec.seed}") + ")"
+
+
+def _owner_alive(rec: RunRecord, store: RunStore) -> bool:
+    """The run's process is another live process on this host."""
+    from .store import pid_alive
+
+    return rec.host == store.host and rec.pid is not None and rec.pid != os.getpid() and pid_alive(rec.pid)
 
 
 async def resume_run(run: RunRecord | str, *, pool: Any = None, store: RunStore, settings: Any,
                      on_event: EventCallback | None = None, deadline_s: float | None = None) -> RunRecord:
     """Finish a run whose caller went away (or whose process died) from ComfyUI's side.
 
-    Follows the recorded prompt on the recorded endpoint (or finds it on the pool's endpoints), saves
-    its images and records it. A run that already finished is returned as it is.
+    Asks the recorded endpoint (then the pool's others) whether it still knows the prompt, follows it
+    there, saves its images and records it. A finished run (succeeded, failed, cancelled) is returned as
+    it is. A prompt no endpoint knows any more (server restarted, deleted from its queue, never
+    submitted) is recorded ``failed`` with that reason and raised; when the recorded endpoint does not
+    answer, nothing is recorded and :class:`ComfyUIUnavailable` is raised (it may still hold the prompt).
     """
     rec = store.get(run if isinstance(run, str) else run.id)
-    if rec.status == "succeeded":
+    if rec.status in FINISHED:
         return rec
-    if not rec.comfy_prompt_id:
-        raise StoreError(f"run {rec.id} cannot be resumed: it was never submitted to ComfyUI",
-                         hint="run it again")
-    urls = [rec.endpoint] if rec.endpoint else list(getattr(pool, "urls", None) or getattr(settings, "comfyui_urls",
-                                                                                           []))
-    url = rec.endpoint if rec.endpoint and len(urls) == 1 else await _locate(rec, urls, settings)
+    if rec.status == "queued" and _owner_alive(rec, store):
+        return rec  # another live process is handing it to ComfyUI right now
+    if not rec.comfy_prompt_id or rec.status == "queued":
+        err = ComfyUIError(f"run {rec.id} was never submitted to ComfyUI: there is nothing to resume",
+                           hint=_again(rec))
+        store.fail(rec.id, err, status="failed")
+        raise err
+    others = list(getattr(pool, "urls", None) or getattr(settings, "comfyui_urls", []) or [])
+    urls = list(dict.fromkeys(([rec.endpoint] if rec.endpoint else []) + others))
+    url, unknown, down = await _locate(rec, urls, settings)
     if url is None:
-        err = ComfyUIError(f"no ComfyUI endpoint knows prompt {rec.comfy_prompt_id} of run {rec.id} any more",
-                           hint="the server probably restarted; run it again")
-        store.fail(rec.id, err, status="interrupted")
+        if down and (rec.endpoint in down or not unknown):
+            raise ComfyUIUnavailable(
+                f"cannot resume run {rec.id}: {', '.join(down)} did not answer (it may still hold prompt "
+                f"{rec.comfy_prompt_id})", url=down[0], hint="start the server again, then resume")
+        where = ", ".join(unknown) or "no endpoint"
+        err = ComfyUIError(
+            f"prompt {rec.comfy_prompt_id} of run {rec.id} is gone: {where} does not know it (not queued, not "
+            "running, not in its history); the server restarted, the prompt was deleted from its queue, or it "
+            "was never submitted", details={"prompt_id": rec.comfy_prompt_id, "endpoints": unknown},
+            hint=_again(rec))
+        store.fail(rec.id, err, status="failed")
         raise err
     store.mark_running(rec.id, endpoint=url)
 

@@ -37,6 +37,8 @@ SCHEMA_VERSION = 1
 RunStatus = Literal["queued", "running", "succeeded", "failed", "interrupted", "cancelled"]
 ACTIVE = ("queued", "running")
 FINAL = ("succeeded", "failed", "interrupted", "cancelled")
+# Finished for good: resuming never changes these (``interrupted`` may still be resumed).
+FINISHED = ("succeeded", "failed", "cancelled")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -137,7 +139,11 @@ class RunRecord(BaseModel):
 
     @property
     def resumable(self) -> bool:
-        """Not finished, and ComfyUI may still hold the result (the prompt id is known)."""
+        """Not finished, and ComfyUI may still hold the result (the prompt id is known).
+
+        A ``queued`` run counts: its process may have handed it over just now; resuming one whose process
+        is gone records it ``failed`` (it never reached ComfyUI).
+        """
         return self.status in ("queued", "running", "interrupted") and bool(self.comfy_prompt_id) and not self.outputs
 
 
@@ -273,14 +279,18 @@ class RunStore:
 
     def mark_running(self, run_id: str, *, endpoint: str | None = None, comfy_prompt_id: str | None = None,
                      started: float | None = None) -> None:
-        """The run started executing (or was taken over by this process, e.g. when resuming)."""
+        """The run was handed to ComfyUI (or taken over by this process, e.g. when resuming).
+
+        A finished run (succeeded, failed, cancelled) is left as it is, error included.
+        """
         rec = self.get(run_id)
         timings = rec.timings.model_copy(update={"started": started or rec.timings.started or time.time()})
         self._write("marking a run running", """
             UPDATE runs SET status='running', updated=?, endpoint=COALESCE(?, endpoint),
                    comfy_prompt_id=COALESCE(?, comfy_prompt_id), pid=?, host=?, timings=?, error=NULL
-            WHERE id=?""", (time.time(), endpoint, comfy_prompt_id, os.getpid(), self.host,
-                            timings.model_dump_json(), run_id))
+            WHERE id=? AND status NOT IN ('succeeded', 'failed', 'cancelled')""",
+                    (time.time(), endpoint, comfy_prompt_id, os.getpid(), self.host, timings.model_dump_json(),
+                     run_id))
 
     def set_endpoint(self, run_id: str, endpoint: str, comfy_prompt_id: str | None = None) -> None:
         self._write("recording the endpoint", """
@@ -331,12 +341,13 @@ class RunStore:
             raise StoreError(f"unknown run {run_id!r}", hint="list runs with `comfygen runs list`")
 
     def recover_orphans(self, *, stale_after_s: float | None = None) -> list[RunRecord]:
-        """Mark queued/running runs whose process is gone as ``interrupted``; return them.
+        """Mark runs whose process is gone: ``running`` ones ``interrupted``, ``queued`` ones ``failed``; return them.
 
         A run belongs to a dead process when it was recorded on this host and its pid no longer exists
         (or, for runs from other hosts, when ``stale_after_s`` is given and it has not been updated for
-        that long). Returned records with ``resumable`` True can be finished with ``resume_run``:
-        ComfyUI may well have completed them.
+        that long). A ``queued`` run was never handed to ComfyUI, so nothing can finish it. Returned
+        records with ``resumable`` True can be finished with ``resume_run``: ComfyUI may well have
+        completed them.
         """
         recovered: list[RunRecord] = []
         now = time.time()
@@ -349,15 +360,19 @@ class RunStore:
                 dead = stale_after_s is not None and now - rec.updated > stale_after_s
             if not dead:
                 continue
-            err = RunError(type="Interrupted", message=f"the process that ran it (pid {rec.pid} on {rec.host}) "
-                           "stopped before the run finished",
-                           hint=("resume it with `comfygen runs show --resume ID`" if rec.comfy_prompt_id
-                                 else "run it again"))
+            submitted = rec.status == "running" and bool(rec.comfy_prompt_id)
+            if submitted:
+                err = RunError(type="Interrupted", message=f"the process that ran it (pid {rec.pid} on {rec.host}) "
+                               "stopped before the run finished", hint=f"resume it with `comfygen runs show {rec.id} "
+                                                                      "--resume`")
+            else:
+                err = RunError(type="NeverSubmitted", message=f"the process that ran it (pid {rec.pid} on "
+                               f"{rec.host}) stopped before it was handed to ComfyUI", hint="run it again")
             try:
                 with self._tx() as db:  # only if still active: another process may be recovering too
-                    cur = db.execute("UPDATE runs SET status='interrupted', updated=?, error=? "
+                    cur = db.execute("UPDATE runs SET status=?, updated=?, error=? "
                                      "WHERE id=? AND status IN ('queued','running')",
-                                     (now, err.model_dump_json(), rec.id))
+                                     ("interrupted" if submitted else "failed", now, err.model_dump_json(), rec.id))
             except sqlite3.Error as e:
                 raise _store_error(e, self.path, "recovering orphaned runs") from e
             if cur.rowcount:

@@ -15,7 +15,7 @@ from rich.table import Column, Table
 
 from ...tools.errors import ConfigError, GuardError
 from ...tools.settings import get_settings
-from ...tools.store import RunRecord, RunStore
+from ...tools.store import FINISHED, RunRecord, RunStore
 
 console = Console()
 runs_app = typer.Typer(help="Inspect recorded runs.", no_args_is_help=True)
@@ -172,7 +172,9 @@ def runs_show(
     """One run: parameters, timings, outputs, scores, error."""
     with _store() as store:
         rec = store.get(run_id)
-        if resume and rec.status != "succeeded":
+        if resume and rec.status in FINISHED:
+            console.print(f"run {rec.id} is {rec.status}: there is nothing to resume", soft_wrap=True)
+        elif resume:
             from ...tools.pipeline import resume_run
 
             urls = [u for u in (endpoint or [])] or ([rec.endpoint] if rec.endpoint else _endpoints(None))
@@ -214,14 +216,22 @@ def runs_show(
 
 @runs_app.command("recover")
 def runs_recover() -> None:
-    """Mark runs left queued/running by a process that died as interrupted (and say which can be resumed)."""
+    """Mark runs left behind by a process that died, and list those that can be resumed.
+
+    Runs it had handed to ComfyUI become ``interrupted`` (resume them: ComfyUI may have finished them);
+    runs it had not yet submitted become ``failed`` (nothing can finish them).
+    """
     with _store() as store:
         recs = store.recover_orphans()
+    resumable = [r for r in recs if r.resumable]
     if not recs:
         console.print("no orphaned runs")
-    for r in recs:
-        extra = f"  resume: comfygen runs show {r.id} --resume" if r.resumable else ""
-        console.print(f"{r.id} {r.flow_id}: interrupted{extra}")
+    for r in resumable:
+        console.print(f"{r.id} {r.flow_id}: interrupted  resume: comfygen runs show {r.id} --resume", soft_wrap=True)
+    lost = len(recs) - len(resumable)
+    if lost:
+        console.print(f"{lost} run(s) never reached ComfyUI and were marked failed (see `comfygen runs list "
+                      "--status failed`)", soft_wrap=True)
 
 
 # -- comfyui ------------------------------------------------------------------------------------------------
@@ -241,12 +251,13 @@ def comfyui_status(endpoint: list[str] | None = typer.Option(None, "--endpoint",
     if as_json:
         typer.echo(json.dumps([s.model_dump() for s in statuses], indent=2))
         return
-    table = Table("endpoint", "healthy", "running", "pending", "models", "error")
+    table = Table("endpoint", "healthy", "version", "running", "pending", "models", "error")
     for s in statuses:
         d = s.model_dump()
         models = d.get("models") or {}
         count = ", ".join(f"{k} {len(v)}" for k, v in models.items()) if isinstance(models, dict) else str(models)
-        table.add_row(s.url, "yes" if s.healthy else "[red]no[/]", str(d.get("queue_running", "-")),
+        version = (d.get("version") or "-") + (" (jobs API)" if d.get("jobs_api") else "")
+        table.add_row(s.url, "yes" if s.healthy else "[red]no[/]", version, str(d.get("queue_running", "-")),
                       str(d.get("queue_pending", "-")), count or "-", d.get("error") or "")
     console.print(table)
 

@@ -1,7 +1,10 @@
 """Contract tests: the same suite runs against the fake ComfyUI and, with COMFYUI_URL set, a real one.
 
-    pytest tests/comfy/test_contract.py                                   # fake
+    pytest tests/comfy/test_contract.py                                   # fake, as 0.3.64 and as 0.38
     COMFYUI_URL=http://127.0.0.1:8188 pytest tests/comfy/test_contract.py  # real ComfyUI (CPU is fine)
+
+Where ComfyUI changed after 0.3.64 (error types, the jobs API), a case asks the server what it is
+(``server_info``) and checks the answer that version gives.
 
 Against a real server the text-to-image cases need a checkpoint named ``random_sd15.safetensors``
 (``evals/perf/make_random_checkpoint.py`` builds one) and the runtime-error case a corrupt
@@ -17,20 +20,21 @@ import os
 import random
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
+from fakecomfy import _SHARED as SHARED
 from comfy_graphs import modelfree, scale_graph, t2i
 from PIL import Image
 
 from comfygen.tools.comfy import events as ev
 from comfygen.tools.comfy.client import ComfyClient
+from comfygen.tools.comfy.remote import PromptVanished
 from comfygen.tools.errors import ComfyUIExecutionError, ComfyUIValidationError
 
 pytestmark = [pytest.mark.anyio, pytest.mark.comfyui]
 REAL = os.environ.get("COMFYUI_URL")
-CAPTURES = Path(__file__).resolve().parents[3] / "shared" / "comfyui" / "captures"
+CAPTURES = SHARED / "comfyui" / "captures"
 SLOW_NODE_S = 0.3  # the fake's per-node time in the cancel case
 
 
@@ -42,14 +46,14 @@ class Target:
         return ComfyClient(self.url, read_timeout=600, retries=2, backoff_s=0.05, poll_interval_s=0.1)
 
 
-@pytest.fixture
-def target() -> Iterator[Target]:
+@pytest.fixture(params=["real"] if REAL else ["0.3.64", "0.38"])
+def target(request: pytest.FixtureRequest) -> Iterator[Target]:
     if REAL:
         yield Target(REAL.rstrip("/"))
         return
-    from fakecomfy import FakeComfyUI
+    from fakecomfy import personalities
 
-    fake = FakeComfyUI().start_in_thread()
+    fake = personalities()[request.param]().start_in_thread()
     try:
         yield Target(fake.url, fake)
     finally:
@@ -133,10 +137,17 @@ async def test_validation_errors_match_recorded_bodies(target: Target, case: str
 
 async def test_prompt_level_errors(target: Target) -> None:
     async with target.client() as c:
+        newer = (await c.server_info()).version_tuple >= (0, 36)
         with pytest.raises(ComfyUIValidationError) as ei:
             await c.run({**modelfree(), "9": {"class_type": "NoSuchNode", "inputs": {}}})
-        assert ei.value.error["type"] == "invalid_prompt" and ei.value.node_errors == {}
-        assert "NoSuchNode does not exist" in ei.value.message
+        assert ei.value.node_errors == {} and "Install the custom node pack that provides NoSuchNode" in ei.value.hint
+        if newer:
+            assert ei.value.error["type"] == "missing_node_type"
+            assert ei.value.error["extra_info"]["class_type"] == "NoSuchNode"
+            assert "Node 'NoSuchNode' not found" in ei.value.message
+        else:
+            assert ei.value.error["type"] == "invalid_prompt"
+            assert "NoSuchNode does not exist" in ei.value.message
         with pytest.raises(ComfyUIValidationError) as ei:
             await c.run({"1": modelfree()["1"]})
         assert ei.value.error["type"] == "prompt_no_outputs"
@@ -188,7 +199,10 @@ async def test_upload_image(target: Target) -> None:
     name = f"contract-{uuid.uuid4().hex[:8]}.png"
     async with target.client() as c:
         res = await c.upload_image(buf.getvalue(), name)
-        assert res == {"name": name, "subfolder": "", "type": "input"}
+        assert {k: res[k] for k in ("name", "subfolder", "type")} == {"name": name, "subfolder": "", "type": "input"}
+        assert set(res) <= {"name", "subfolder", "type", "asset"}  # newer servers add an asset record
+        if "asset" in res:
+            assert res["asset"]["name"] == name and res["asset"]["size"] == len(buf.getvalue())
         graph = {"1": {"class_type": "LoadImage", "inputs": {"image": name}},
                  "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "upl"}}}
         out = await c.run(graph)
@@ -218,3 +232,57 @@ async def test_runtime_error_is_reported(target: Target) -> None:
             await c.run(t2i(ckpt="broken.safetensors", seed=random.randrange(2**31)))
     assert "node 4 CheckpointLoaderSimple" in ei.value.message
     assert ei.value.details["exception_type"] and ei.value.details["traceback"]
+
+
+async def test_server_info_and_prompt_state(target: Target) -> None:
+    async with target.client() as c:
+        info = await c.server_info()
+        assert info.version_tuple >= (0, 3) and info.os
+        out = await c.run(modelfree(color=_color(), prefix="state"))
+        state, entry = await c.prompt_state(out.prompt_id)
+        assert state == "done" and entry["status"]["status_str"] == "success"
+        assert await c.prompt_state(str(uuid.uuid4())) == ("unknown", None)
+        if info.jobs_api:
+            job = await c.job(out.prompt_id)
+            assert job is not None and job["status"] == "completed" and job["id"] == out.prompt_id
+            assert await c.job(str(uuid.uuid4())) is None
+
+
+async def test_repeated_prompt_id_is_accepted_once(target: Target) -> None:
+    """A resubmission with the same id: a server that answers 409 has it already; the client says accepted."""
+    async with target.client() as c:
+        pid = str(uuid.uuid4())
+        graph = modelfree(color=_color(), prefix="again")
+        out = await c.run(graph, prompt_id=pid)
+        resp = await c._request("POST", "/prompt", json={"prompt": graph, "client_id": c.client_id, "prompt_id": pid})
+        if resp.status_code != 409:
+            pytest.skip(f"this server answers {resp.status_code} to a repeated prompt id")
+        assert "already exists" in resp.text
+        assert await c.submit(graph, prompt_id=pid) == pid
+    assert out.prompt_id == pid
+
+
+async def test_prompt_deleted_from_queue_is_reported_gone(target: Target) -> None:
+    if target.fake is not None:
+        target.fake.node_time = SLOW_NODE_S
+    slow = {"1": {"class_type": "EmptyImage", "inputs": {"width": 384, "height": 384, "batch_size": 2,
+                                                          "color": _color()}},
+            "2": {"class_type": "ImageBlur", "inputs": {"image": ["1", 0], "blur_radius": 31, "sigma": 8.0}},
+            "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "blocker"}}}
+    async with ComfyClient(target.url, read_timeout=600, retries=2, backoff_s=0.05, poll_interval_s=0.1,
+                           idle_check_s=0.5) as c:
+        blocker = asyncio.create_task(c.run(slow))
+        await asyncio.sleep(0.2)
+        pid = str(uuid.uuid4())
+        task = asyncio.create_task(c.run(modelfree(color=_color()), prompt_id=pid))
+        for _ in range(200):
+            if await c.queue_position(pid):
+                break
+            await asyncio.sleep(0.02)
+        else:
+            blocker.cancel()
+            pytest.skip("the blocker finished before the second prompt could wait behind it")
+        await c.delete_queued([pid])
+        with pytest.raises(PromptVanished):
+            await asyncio.wait_for(task, 30)
+        await blocker

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
+from fakecomfy import _SHARED as SHARED
 
 from comfygen.tools.comfy.errfmt import execution_error, render_node_error, validation_error
 from comfygen.tools.errors import ComfyUIExecutionError, ComfyUIValidationError
 
-CAPTURES = Path(__file__).resolve().parents[3] / "shared" / "comfyui" / "captures"
+CAPTURES = SHARED / "comfyui" / "captures"
 pytestmark = pytest.mark.skipif(not CAPTURES.exists(), reason="recorded captures not available")
 
 

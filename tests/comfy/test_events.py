@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import struct
-from pathlib import Path
 
 import pytest
+from fakecomfy import _SHARED as SHARED
 
 from comfygen.tools.comfy import events as ev
 
-TRANSCRIPT = Path(__file__).resolve().parents[3] / "shared" / "comfyui" / "ws_transcript.jsonl"
+TRANSCRIPT = SHARED / "comfyui" / "ws_transcript.jsonl"
 pytestmark = pytest.mark.skipif(not TRANSCRIPT.exists(), reason="recorded transcript not available")
 
 

@@ -6,18 +6,18 @@ import asyncio
 import io
 import json
 import struct
-from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
+from fakecomfy import _SHARED as SHARED
 import websockets
 from comfy_graphs import modelfree, scale_graph, t2i
 from fakecomfy import FakeComfyUI
 from PIL import Image
 
 pytestmark = pytest.mark.anyio
-CAPTURES = Path(__file__).resolve().parents[3] / "shared" / "comfyui" / "captures"
+CAPTURES = SHARED / "comfyui" / "captures"
 
 
 async def _post(url: str, body: dict) -> httpx.Response:

@@ -82,6 +82,9 @@ def test_bad_size(fake_comfyui, user_flow, capsys):
 def test_comfyui_commands(fake_comfyui):
     res = runner.invoke(app, ["comfyui", "status", "-e", fake_comfyui.url])
     assert res.exit_code == 0 and "yes" in res.output, res.output
+    res = runner.invoke(app, ["comfyui", "status", "-e", fake_comfyui.url, "--json"])
+    (status,) = json.loads(res.output)
+    assert status["version"] == "0.3.64" and status["jobs_api"] is False
     res = runner.invoke(app, ["comfyui", "models", "-e", fake_comfyui.url, "--json"])
     assert "random_sd15.safetensors" in json.loads(res.output)[fake_comfyui.url]["checkpoints"]
     res = runner.invoke(app, ["comfyui", "queue", "-e", fake_comfyui.url])
@@ -93,3 +96,42 @@ def test_runs_empty_and_recover():
     assert res.exit_code == 0 and "no runs recorded" in res.output
     res = runner.invoke(app, ["runs", "recover"])
     assert res.exit_code == 0 and "no orphaned runs" in res.output
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    return p.pid
+
+
+def test_recover_lists_only_resumable_runs_and_resume_leaves_finished_runs(fake_comfyui):
+    import uuid
+
+    graph = {"1": {"class_type": "EmptyImage", "inputs": {}}}
+    with RunStore(get_settings().store_path) as store:
+        handed = store.create(prompt="handed over", flow_id="f", graph=graph, comfy_prompt_id=str(uuid.uuid4()))
+        store.mark_running(handed.id, endpoint=fake_comfyui.url)
+        never = store.create(prompt="never sent", flow_id="f", graph=graph, comfy_prompt_id=str(uuid.uuid4()))
+        failed = store.create(prompt="broke", flow_id="f", graph=graph, comfy_prompt_id=str(uuid.uuid4()))
+        store.fail(failed.id, "node 3 KSampler failed: boom")
+        with store._tx() as db:
+            db.execute("UPDATE runs SET pid=? WHERE id IN (?, ?)", (_dead_pid(), handed.id, never.id))
+    res = runner.invoke(app, ["runs", "recover"])
+    assert res.exit_code == 0, res.output
+    assert f"comfygen runs show {handed.id} --resume" in res.output
+    assert never.id not in res.output and "1 run(s) never reached ComfyUI" in res.output
+
+    res = runner.invoke(app, ["runs", "show", failed.id, "--resume", "-e", fake_comfyui.url])
+    assert res.exit_code == 0 and "nothing to resume" in res.output
+    with RunStore(get_settings().store_path) as store:
+        after = store.get(failed.id)
+        assert after.status == "failed" and after.error.message == "node 3 KSampler failed: boom"
+
+    res = runner.invoke(app, ["runs", "show", handed.id, "--resume", "-e", fake_comfyui.url])
+    assert res.exit_code != 0 and "is gone" in str(res.exception)  # the server never had it: failed, with why
+    with RunStore(get_settings().store_path) as store:
+        gone = store.get(handed.id)
+    assert gone.status == "failed" and "not queued, not running, not in its history" in gone.error.message

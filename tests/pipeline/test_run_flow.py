@@ -5,6 +5,7 @@ import hashlib
 import json
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -147,11 +148,12 @@ async def test_resume_after_process_death(flow, settings, store):
     dead.wait()
     async with FakeComfyUI() as fake, EndpointPool([fake.url]) as pool:
         graph = render(flow, "orphan", seed=9)
-        rec = store.create(prompt="orphan", flow_id=flow.id, graph=graph, seed=9, comfy_prompt_id="orphan-1")
+        pid = str(uuid.uuid4())
+        rec = store.create(prompt="orphan", flow_id=flow.id, graph=graph, seed=9, comfy_prompt_id=pid)
         with store._tx() as db:
             db.execute("UPDATE runs SET pid=?, status='running' WHERE id=?", (dead.pid, rec.id))
         async with ComfyClient(fake.url) as c:
-            await c.submit(graph, prompt_id="orphan-1")
+            await c.submit(graph, prompt_id=pid)
         (orphan,) = store.recover_orphans()
         assert orphan.status == "interrupted" and orphan.resumable and orphan.endpoint is None
         done = await resume_run(orphan, pool=pool, store=store, settings=settings)
@@ -162,10 +164,14 @@ async def test_resume_unknown_prompt_fails_cleanly(flow, settings, store):
     from comfygen.tools.errors import ComfyUIError
 
     async with FakeComfyUI() as fake, EndpointPool([fake.url]) as pool:
-        rec = store.create(prompt="gone", flow_id=flow.id, graph=flow.graph, seed=1, comfy_prompt_id="never-sent")
-        with pytest.raises(ComfyUIError):
+        rec = store.create(prompt="gone", flow_id=flow.id, graph=flow.graph, seed=1,
+                           comfy_prompt_id=str(uuid.uuid4()))
+        store.mark_running(rec.id, endpoint=fake.url)
+        with pytest.raises(ComfyUIError, match="is gone"):
             await resume_run(rec.id, pool=pool, store=store, settings=settings)
-    assert store.get(rec.id).status == "interrupted"
+    after = store.get(rec.id)
+    assert after.status == "failed" and "not queued, not running, not in its history" in after.error.message
+    assert not after.resumable
 
 
 async def test_run_many_across_two_endpoints_with_reuse(flow, settings, store):

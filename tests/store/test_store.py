@@ -112,14 +112,20 @@ def test_recover_orphans(store):
     dead_resumable = _create(store, comfy_prompt_id="abc")
     other_host = _create(store)
     pid = _dead_pid()
+    never_sent = _create(store, comfy_prompt_id="def")
     with store._tx() as db:
-        db.execute("UPDATE runs SET pid=? WHERE id IN (?, ?)", (pid, dead_no_prompt.id, dead_resumable.id))
+        db.execute("UPDATE runs SET pid=? WHERE id IN (?, ?, ?)",
+                   (pid, dead_no_prompt.id, dead_resumable.id, never_sent.id))
+        db.execute("UPDATE runs SET status='running' WHERE id IN (?, ?)", (dead_no_prompt.id, dead_resumable.id))
         db.execute("UPDATE runs SET host='elsewhere', status='running', updated=? WHERE id=?",
                    (time.time() - 3600, other_host.id))
     got = {r.id: r for r in store.recover_orphans()}
-    assert set(got) == {dead_no_prompt.id, dead_resumable.id}
-    assert all(r.status == "interrupted" and r.error.type == "Interrupted" for r in got.values())
-    assert got[dead_resumable.id].resumable and not got[dead_no_prompt.id].resumable
+    assert set(got) == {dead_no_prompt.id, dead_resumable.id, never_sent.id}
+    # handed to ComfyUI: interrupted and resumable; never handed over (queued, or no prompt id): failed
+    assert got[dead_resumable.id].status == "interrupted" and got[dead_resumable.id].error.type == "Interrupted"
+    assert got[dead_resumable.id].resumable
+    for lost in (got[dead_no_prompt.id], got[never_sent.id]):
+        assert lost.status == "failed" and lost.error.type == "NeverSubmitted" and not lost.resumable
     assert store.get(mine.id).status == "queued"
     assert store.get(other_host.id).status == "running"
     assert [r.id for r in store.recover_orphans(stale_after_s=60)] == [other_host.id]

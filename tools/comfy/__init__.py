@@ -2,5 +2,6 @@
 
 from .client import ComfyClient, OutputImage, RunOutput, Timings
 from .events import Event
+from .remote import PromptVanished, ServerInfo
 
-__all__ = ["ComfyClient", "RunOutput", "OutputImage", "Timings", "Event"]
+__all__ = ["ComfyClient", "RunOutput", "OutputImage", "Timings", "Event", "PromptVanished", "ServerInfo"]

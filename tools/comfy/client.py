@@ -4,17 +4,23 @@
         out = await c.run(graph, on_event=print, deadline_s=600)
         out.images[0].data  # PNG bytes
 
-Protocol (as a real ComfyUI v0.3.x speaks it): the client opens ``/ws?clientId=X`` *before* it
-posts ``/prompt {"prompt", "client_id": X, "prompt_id"}`` with its own prompt id, so no message is
-missed and a failed POST can be retried without duplicates (the id is looked up in ``/history`` and
-``/queue`` first). The run ends at ``executing`` with ``node: null``. Outputs come from the
-``executed`` messages (or ``/history/{id}`` when the socket dropped) and bytes from ``/view``.
+Protocol (as ComfyUI 0.3.64 and 0.36+ speak it): the client opens ``/ws?clientId=X`` *before* it
+posts ``/prompt {"prompt", "client_id": X, "prompt_id"}`` with its own prompt id (a canonical
+lowercase UUID, which newer servers require), so no message is missed and a failed POST can be
+retried without duplicates (the id is looked up first; a newer server's 409 "prompt_id already
+exists" to a resubmission means it was accepted). The run ends at ``executing`` with ``node: null``.
+Outputs come from the ``executed`` messages, accumulated per node (a looped node sends several), or
+from ``/history/{id}`` when the socket dropped, and bytes from ``/view``. What the server offers (the
+jobs API, its version and feature flags) is detected, see :mod:`.remote`; a newer server's
+``credential_key`` (first ``status`` message) is answered with ``credential_auth`` on reconnect.
 
 Robustness: every HTTP call has connect/read timeouts and retries with exponential backoff on
 connection errors and 5xx answers; a dropped websocket is reconnected in the background while the
-run is followed by polling ``/history`` so it is never orphaned; ``deadline_s`` raises
-:class:`DeadlineExceeded` and leaves the prompt running (``wait(prompt_id)`` resumes it);
-cancelling the awaiting task interrupts that prompt (only it) and deletes it from the queue.
+run is followed by polling so it is never orphaned; a prompt the server no longer knows (restart,
+deleted from its queue) raises :class:`PromptVanished` within one idle check and a quick recheck;
+``deadline_s`` raises :class:`DeadlineExceeded` and leaves the prompt running (``wait(prompt_id)``
+resumes it); cancelling the awaiting task interrupts that prompt (only it) and deletes it from the
+queue (one jobs-API call where the server has it).
 """
 
 from __future__ import annotations
@@ -25,52 +31,25 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import httpx
 import websockets
-from pydantic import BaseModel, ConfigDict, Field
-
 from ..callbacks import notify
-from ..errors import Cancelled, ComfyUIError, ComfyUIUnavailable, DeadlineExceeded
+from ..errors import Cancelled, ComfyUIError, ComfyUIUnavailable
 from . import events as ev
 from .errfmt import execution_error, validation_error
+from .remote import PromptVanished, RemoteMixin, ServerInfo, canonical_prompt_id
+from .results import OutputImage, RunOutput, Timings, _RunState
 
-__all__ = ["ComfyClient", "RunOutput", "OutputImage", "Timings", "EventCallback"]
+__all__ = ["ComfyClient", "RunOutput", "OutputImage", "Timings", "EventCallback", "PromptVanished", "ServerInfo",
+           "canonical_prompt_id"]
 
 log = logging.getLogger(__name__)
 
 EventCallback = Callable[[ev.Event], Any]
 _RETRY_STATUS = {500, 502, 503, 504}
-
-
-class OutputImage(BaseModel):
-    model_config = ConfigDict(frozen=True)
-    node: str
-    filename: str
-    subfolder: str = ""
-    type: str = "output"
-    data: bytes = b""
-
-    def ref(self) -> dict[str, str]:
-        return {"filename": self.filename, "subfolder": self.subfolder, "type": self.type}
-
-
-class Timings(BaseModel):
-    submitted: float = Field(description="Unix time the prompt was posted")
-    started: float | None = Field(None, description="Unix time ComfyUI started executing it")
-    finished: float | None = Field(None, description="Unix time its end marker arrived")
-    per_node: dict[str, float] = Field(default_factory=dict, description="Seconds spent in each node that ran")
-
-
-class RunOutput(BaseModel):
-    prompt_id: str
-    endpoint: str
-    images: list[OutputImage] = Field(default_factory=list)
-    cached_nodes: list[str] = Field(default_factory=list)
-    outputs: dict[str, Any] = Field(default_factory=dict, description="Raw UI outputs per output node")
-    timings: Timings
 
 
 class _Dropped:
@@ -87,7 +66,7 @@ def _ws_url(base: str, client_id: str) -> str:
     return "ws://" + base.split("://", 1)[-1] + f"/ws?clientId={client_id}"
 
 
-class ComfyClient:
+class ComfyClient(RemoteMixin):
     """One ComfyUI endpoint. Use as ``async with``; one client may follow many runs at once."""
 
     def __init__(self, url: str, *, connect_timeout: float = 5.0, read_timeout: float = 60.0,
@@ -114,6 +93,10 @@ class ComfyClient:
         self._object_info: dict[str, Any] | None = None
         self._current: str | None = None  # prompt executing on the server, for legacy previews
         self._closed = False
+        self._info: ServerInfo | None = None
+        self.server_features: dict[str, Any] = {}  # the server's feature_flags answer on the socket
+        self._credential_key: str | None = None  # newer servers: proves a reconnecting socket is ours
+        self._abandoned: set[str] = set()  # prompts given up on a hung server: no cancel calls on the way out
 
     # ------------------------------------------------------------------ lifecycle
     async def __aenter__(self) -> ComfyClient:
@@ -262,7 +245,7 @@ class ComfyClient:
     async def submit(self, graph: dict[str, Any], *, prompt_id: str | None = None,
                      extra_data: dict[str, Any] | None = None) -> str:
         """Queue ``graph`` under our own prompt id; safe to retry (a posted id is never posted twice)."""
-        pid = prompt_id or str(uuid.uuid4())
+        pid = canonical_prompt_id(prompt_id)
         self._graphs[pid] = graph
         body: dict[str, Any] = {"prompt": graph, "client_id": self.client_id, "prompt_id": pid}
         if extra_data:
@@ -287,6 +270,9 @@ class ComfyClient:
                 continue
             if resp.status_code == 400:
                 raise validation_error(_safe_json(resp), url=self.url)
+            if resp.status_code == 409:  # newer servers: "prompt_id already exists" = an earlier POST got through
+                log.info("prompt %s was already accepted by %s (409 on resubmission)", pid, self.url)
+                return pid
             if resp.status_code >= 400:
                 raise ComfyUIError(f"ComfyUI at {self.url} refused the prompt: HTTP {resp.status_code} "
                                    f"{resp.text[:300]}", url=self.url, hint="See the ComfyUI server log.")
@@ -296,13 +282,14 @@ class ComfyClient:
         raise self._unavailable(last)
 
     async def _known(self, pid: str) -> bool:
-        """Did the server already accept ``pid`` (in history or in the queue)?"""
-        resp = await self._request("GET", f"/history/{pid}", retry=False)  # the caller retries
-        if resp.status_code == 200 and resp.content and resp.json():
-            return True
-        resp = await self._request("GET", "/queue", retry=False)
-        q = resp.json() if resp.status_code == 200 else {}
-        return any(item[1] == pid for key in ("queue_running", "queue_pending") for item in q.get(key, []))
+        """Did the server already accept ``pid`` (queued, running or finished)?"""
+        saved = self.retries
+        self.retries = 0  # the caller retries
+        try:
+            state, _ = await self.prompt_state(pid)
+        finally:
+            self.retries = saved
+        return state != "unknown"
 
     # ------------------------------------------------------------------ websocket
     async def _ensure_ws(self) -> None:
@@ -331,6 +318,9 @@ class ComfyClient:
                                               max_size=None, ping_interval=20, ping_timeout=20,
                                               proxy=None, compression=None) as ws:
                     self._ws = ws
+                    if self._credential_key is not None:  # newer servers close a reconnect without it (1008)
+                        await ws.send(json.dumps({"type": "credential_auth",
+                                                  "data": {"credential_key": self._credential_key}}))
                     await ws.send(json.dumps({"type": "feature_flags", "data": {"supports_preview_metadata": True}}))
                     reconnect = self._ws_seen and not self._ws_up.is_set()
                     self._ws_seen = True
@@ -345,6 +335,8 @@ class ComfyClient:
             except Exception as exc:  # connection refused, dropped, protocol error
                 log.debug("websocket %s: %s", self.url, exc)
                 self._ws_error = str(exc) or type(exc).__name__
+                if getattr(getattr(exc, "rcvd", None), "code", None) == 1008:
+                    self._refused(getattr(exc.rcvd, "reason", "") or "1008")  # type: ignore[attr-defined]
             self._ws = None
             self._ws_tried.set()
             if self._ws_up.is_set():
@@ -352,6 +344,14 @@ class ComfyClient:
                 self._broadcast(_Dropped())
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)
+
+    def _refused(self, reason: str) -> None:
+        """A newer server closed our reconnect (1008: no or wrong credential key): go on as a new client."""
+        self._ws_error = (f"{self.url} refused the websocket reconnect ({reason}); continuing as a new client, "
+                          "runs already submitted are followed by polling")
+        log.warning("%s", self._ws_error)
+        self._credential_key = None
+        self.client_id = uuid.uuid4().hex
 
     def _broadcast(self, marker: object) -> None:
         for q in self._watch.values():
@@ -371,7 +371,10 @@ class ComfyClient:
         except json.JSONDecodeError:
             return
         pid = ev.message_prompt_id(msg)
-        if msg.get("type") == "execution_start":
+        kind = msg.get("type")
+        if kind in ("status", "feature_flags"):
+            self._server_message(msg)
+        if kind == "execution_start":
             self._current = pid
         if pid is not None and pid in self._watch:
             self._watch[pid].put_nowait(msg)
@@ -380,20 +383,33 @@ class ComfyClient:
                 if wpid in self._watch:
                     self._watch[wpid].put_nowait(msg)
 
+    def _server_message(self, msg: dict[str, Any]) -> None:
+        """Keep what the server says about itself: feature flags, and the credential key of this socket."""
+        data = msg.get("data") if isinstance(msg.get("data"), dict) else {}
+        if msg.get("type") == "feature_flags":
+            self.server_features = dict(data)
+            return
+        key = data.get("credential_key") or (data.get("status") or {}).get("credential_key")
+        if isinstance(key, str) and key:
+            self._credential_key = key
+
     # ------------------------------------------------------------------ run / wait
     async def run(self, graph: dict[str, Any], *, prompt_id: str | None = None, on_event: EventCallback | None = None,
                   deadline_s: float | None = None, previews: bool = False, fetch_images: bool = True) -> RunOutput:
         """Submit ``graph`` and follow it to the end; images are fetched (``OutputImage.data``)."""
-        pid = prompt_id or str(uuid.uuid4())
+        pid = canonical_prompt_id(prompt_id)
         queue: asyncio.Queue[Any] = asyncio.Queue()
         self._watch[pid] = queue
         try:
             await self._ensure_ws()
             started = time.time()
             try:
-                submitted_id = await self.submit(graph, prompt_id=pid)
+                # newer servers preview only when the prompt asks (0.3.64 ignores the key)
+                submitted_id = await self.submit(graph, prompt_id=pid,
+                                                 extra_data={"preview_method": "auto"} if previews else None)
             except asyncio.CancelledError:  # the POST may have been accepted already
-                await asyncio.shield(self._cancel_remote(pid))
+                if pid not in self._abandoned:
+                    await asyncio.shield(self._cancel_remote(pid))
                 raise
             return await self._follow(submitted_id, queue, on_event=on_event, deadline_s=deadline_s,
                                       previews=previews, fetch_images=fetch_images, submitted=started,
@@ -401,6 +417,7 @@ class ComfyClient:
         finally:
             self._watch.pop(pid, None)
             self._graphs.pop(pid, None)
+            self._abandoned.discard(pid)
 
     async def wait(self, prompt_id: str, *, on_event: EventCallback | None = None, deadline_s: float | None = None,
                    previews: bool = False, fetch_images: bool = True) -> RunOutput:
@@ -426,23 +443,24 @@ class ComfyClient:
                 await self._consume(state, queue, on_event, previews, check_history_first)
                 return await self._finish(state, fetch_images)
         except TimeoutError:
-            raise DeadlineExceeded(
-                f"prompt {pid} on {self.url} did not finish within {deadline_s:.0f}s", details={"prompt_id": pid,
-                                                                                               "url": self.url},
-                hint=f"It keeps running on the server: resume with wait({pid!r}) or raise the deadline.") from None
+            raise await self._deadline_error(pid, deadline_s or 0.0) from None
         except asyncio.CancelledError:
-            await asyncio.shield(self._cancel_remote(pid))
+            if pid not in self._abandoned:
+                await asyncio.shield(self._cancel_remote(pid))
             raise
         finally:
             self._status_watch.discard(pid)
+
+    def abandon(self, prompt_id: str) -> None:
+        """Cancelling the run of ``prompt_id`` now will not call the server (it is not answering)."""
+        self._abandoned.add(prompt_id)
 
     async def _cancel_remote(self, pid: str) -> None:
         """Remove ``pid`` from the queue and interrupt it if it runs; never raises."""
         saved = self.retries
         self.retries = min(self.retries, 1)
         try:
-            await asyncio.wait_for(asyncio.gather(self.delete_queued([pid]), self.interrupt(pid),
-                                                  return_exceptions=True), timeout=self.connect_timeout + 2)
+            await asyncio.wait_for(self.cancel_prompt(pid), timeout=self.connect_timeout + 2)
         except Exception as exc:  # best effort: the server may be gone
             log.warning("could not cancel prompt %s on %s: %s", pid, self.url, exc)
         finally:
@@ -455,16 +473,16 @@ class ComfyClient:
                        previews: bool, check_history_first: bool) -> None:
         if on_event is not None and not check_history_first:
             await self._emit_position(st, on_event)
-        if check_history_first and await self._done_from_history(st):
+        if check_history_first and await self._check_server(st):
             return
         while True:
-            timeout = self.idle_check_s if self._ws_up.is_set() else self.poll_interval_s
+            timeout = self.idle_check_s if self._ws_up.is_set() and not st.absent else self.poll_interval_s
             try:
                 item = await asyncio.wait_for(queue.get(), timeout=timeout)
             except asyncio.TimeoutError:
-                # Nothing heard for a while, or the socket is down: ask /history (raises when the server is gone).
-                log.debug("prompt %s: nothing on the websocket for %.2fs, asking /history", st.pid, timeout)
-                if await self._done_from_history(st):
+                # Nothing heard for a while, or the socket is down: ask the server (raises when it is gone).
+                log.debug("prompt %s: nothing on the websocket for %.2fs, asking the server", st.pid, timeout)
+                if await self._check_server(st):
                     return
                 continue
             if isinstance(item, _Dropped):
@@ -472,7 +490,7 @@ class ComfyClient:
                 continue
             if isinstance(item, _Reconnected):
                 st.lossy = True
-                if await self._done_from_history(st):
+                if await self._check_server(st):
                     return
                 continue
             if isinstance(item, ev.Preview):
@@ -494,7 +512,7 @@ class ComfyClient:
             elif isinstance(event, ev.NodeStarted):
                 st.node_started(event.node, now)
             elif isinstance(event, ev.NodeOutput):
-                st.outputs[event.node] = event.output
+                st.add_output(event.node, event.output)
             elif isinstance(event, ev.ExecutionFailed):
                 raise execution_error(item["data"], url=self.url)
             elif isinstance(event, ev.Interrupted):
@@ -516,9 +534,26 @@ class ComfyClient:
                 st.position = pos
                 await self._emit(on_event, ev.Queued(prompt_id=st.pid, position=pos))
 
-    async def _done_from_history(self, st: _RunState) -> bool:
+    async def _check_server(self, st: _RunState) -> bool:
+        """Ask the server about the prompt: True when finished (``st`` filled, or its error raised).
+
+        A prompt the server does not know twice in a row (the second look one poll interval after the
+        first) raises :class:`PromptVanished`: nothing will ever arrive for it.
+        """
+        state, entry = await self.prompt_state(st.pid)
+        if state == "done":
+            return await self._done_from_history(st, entry)
+        if state != "unknown":
+            st.absent = 0
+            return False
+        st.absent += 1
+        if st.absent >= 2:
+            raise self.vanished(st.pid)
+        return False
+
+    async def _done_from_history(self, st: _RunState, entry: dict[str, Any] | None = None) -> bool:
         """If the prompt is finished according to ``/history``, fill ``st`` (or raise its error)."""
-        entry = (await self.history(st.pid)).get(st.pid)
+        entry = entry or (await self.history(st.pid)).get(st.pid)
         if not entry:
             return False
         status = entry.get("status") or {}
@@ -557,27 +592,6 @@ class ComfyClient:
                                          per_node=st.per_node))
 
 
-class _RunState:
-    def __init__(self, pid: str, submitted: float, graph: dict[str, Any]):
-        self.pid = pid
-        self.submitted = submitted
-        self.started: float | None = None
-        self.finished: float | None = None
-        self.cached: list[str] = []
-        self.outputs: dict[str, Any] = {}
-        self.per_node: dict[str, float] = {}
-        self.class_types = {str(k): str(v.get("class_type", "")) for k, v in graph.items() if isinstance(v, dict)}
-        self.lossy = False
-        self.position: int | None = None
-        self._cur: tuple[str, float] | None = None
-
-    def node_started(self, node: str | None, now: float) -> None:
-        if self._cur is not None:
-            name, t = self._cur
-            self.per_node[name] = self.per_node.get(name, 0.0) + (now - t)
-        self._cur = (node, now) if node is not None else None
-
-
 def _safe_json(resp: httpx.Response) -> dict[str, Any]:
     try:
         data = resp.json()
@@ -586,6 +600,3 @@ def _safe_json(resp: httpx.Response) -> dict[str, Any]:
                 "node_errors": {}}
     return data if isinstance(data, dict) else {}
 
-
-def unique(seq: Sequence[str]) -> list[str]:
-    return list(dict.fromkeys(seq))

@@ -60,14 +60,31 @@ def validation_error(body: dict[str, Any], *, url: str | None) -> ComfyUIValidat
                                                                           "details": "", "extra_info": {}}
     node_errors = body.get("node_errors") or {}
     hint = "Fix the inputs named above (values, choices, links) and submit again."
-    if error.get("type") == "invalid_prompt" and "does not exist" in str(error.get("message", "")):
-        hint = "Install the custom node pack that provides this node on the ComfyUI server, or use a flow without it."
+    missing = _missing_node_class(error)
+    if missing is not None:
+        hint = (f"Install the custom node pack that provides {missing} on the ComfyUI server (e.g. with "
+                "ComfyUI-Manager) and restart it, or use a flow without it.") if missing else (
+                "A node has no class_type: the workflow is corrupt, or was saved with a custom node that is missing.")
     elif any(e.get("type") == "value_not_in_list" and (e.get("extra_info") or {}).get("input_name", "").endswith(
             ("ckpt_name", "lora_name", "vae_name", "unet_name", "clip_name", "model_name"))
             for ne in node_errors.values() for e in ne.get("errors") or []):
         hint = "A model file is not installed on this server: pick one from its model list or install the file."
     return ComfyUIValidationError(render_validation(error, node_errors), error=error, node_errors=node_errors,
                                   url=url, hint=hint)
+
+
+def _missing_node_class(error: dict[str, Any]) -> str | None:
+    """The node class a server does not have ('' when the node named none), or None for other errors.
+
+    0.3.64: ``invalid_prompt`` "Cannot execute because node X does not exist."; 0.36+: ``missing_node_type``
+    "Node 'title' not found. The custom node may not be installed." with ``extra_info.class_type``.
+    """
+    message = str(error.get("message", ""))
+    if error.get("type") == "missing_node_type":
+        return str((error.get("extra_info") or {}).get("class_type") or "")
+    if error.get("type") == "invalid_prompt" and "does not exist" in message:
+        return message.removeprefix("Cannot execute because node ").removesuffix(" does not exist.")
+    return None
 
 
 def execution_error(data: dict[str, Any], *, url: str | None, tail: int = 3) -> ComfyUIExecutionError:

@@ -17,6 +17,14 @@ close to N times the images per second. An endpoint that stops answering is mark
 its runs, queued or mid-run, are submitted again on another healthy endpoint with the same
 prompt id; a background health check brings it back when it answers again. Endpoints need not be
 identical: a server without a flow's checkpoint is simply never chosen for that flow.
+
+A hung server (the process alive but not answering, e.g. stopped with SIGSTOP or stuck in a driver
+call) accepts TCP connections and never replies, so the client's own timeouts would take minutes to
+give up. The health check asks ``/queue`` with a short timeout (``health_timeout_s``) every
+``health_interval_s`` and looks once more at once when it fails; two failures in a row mark the
+endpoint down, and the runs waiting on it fail over at that moment. Their prompts are remembered
+as left behind there: as soon as the server answers again they are cancelled on it (jobs API, or
+queue delete + interrupt), so a server that wakes up does not run the same GPU work a second time.
 """
 
 from __future__ import annotations
@@ -54,6 +62,8 @@ class EndpointStatus(BaseModel):
     queue_pending: int = 0
     in_flight: int = Field(0, description="Runs this process has on the endpoint now")
     models: dict[str, list[str]] = Field(default_factory=dict, description="Model files per folder (cached)")
+    version: str | None = Field(None, description="ComfyUI version the server reports")
+    jobs_api: bool | None = Field(None, description="Whether the server offers /api/jobs")
     error: str | None = None
 
 
@@ -69,6 +79,15 @@ class _Endpoint:
         self.models_at: dict[str, float] = {}
         self.fetching: dict[str, asyncio.Future[None]] = {}
         self.checked = 0.0
+        self.down = asyncio.Event()  # set while the endpoint is marked unhealthy: its runs fail over
+        self.left_behind: set[str] = set()  # prompts resubmitted elsewhere, to cancel here once it answers
+
+    def mark(self, healthy: bool, error: str | None = None) -> None:
+        self.healthy, self.error = healthy, error
+        if healthy:
+            self.down.clear()
+        else:
+            self.down.set()
 
     @property
     def load(self) -> int:
@@ -78,13 +97,14 @@ class _Endpoint:
 class EndpointPool:
     """Dispatch runs over several ComfyUI endpoints (see the module docstring)."""
 
-    def __init__(self, urls: Sequence[str], *, health_interval_s: float = 10.0, models_ttl_s: float = 300.0,
-                 max_resubmits: int = 3, **client_kwargs: Any):
+    def __init__(self, urls: Sequence[str], *, health_interval_s: float = 5.0, health_timeout_s: float = 3.0,
+                 models_ttl_s: float = 300.0, max_resubmits: int = 3, **client_kwargs: Any):
         if not urls:
             raise ComfyUIError("no ComfyUI endpoint configured", hint="Set COMFYGEN_COMFYUI_URLS or pass --endpoint.")
         seen = list(dict.fromkeys(u.rstrip("/") for u in urls))
         self._eps = [_Endpoint(u, ComfyClient(u, **client_kwargs)) for u in seen]
         self.health_interval_s = health_interval_s
+        self.health_timeout_s = health_timeout_s
         self.models_ttl_s = models_ttl_s
         self.max_resubmits = max_resubmits
         self._health_task: asyncio.Task[None] | None = None
@@ -123,25 +143,54 @@ class EndpointPool:
         await asyncio.gather(*(e.client.close() for e in self._eps), return_exceptions=True)
 
     # ------------------------------------------------------------------ health and models
-    async def check(self, ep: _Endpoint) -> bool:
-        """One health check: ``/queue`` answers (also refreshes the server's queue length)."""
-        saved = ep.client.retries
-        ep.client.retries = 0
+    async def _probe(self, ep: _Endpoint) -> str | None:
+        """Ask ``/queue`` (also refreshes the server's queue length); the error, or None when it answered."""
         try:
-            q = await ep.client._json("GET", "/queue")
+            q = await ep.client._json("GET", "/queue", retry=False, timeout=self.health_timeout_s)
             ep.remote_queue = len(q.get("queue_running", [])) + len(q.get("queue_pending", []))
-            ep.healthy, ep.error = True, None
+            return None
         except ComfyUIError as exc:
-            ep.healthy, ep.error = False, exc.message
+            return exc.message
         finally:
-            ep.client.retries = saved
             ep.checked = time.monotonic()
+
+    async def check(self, ep: _Endpoint, *, confirm: bool = False) -> bool:
+        """One health check: ``/queue`` answers within ``health_timeout_s``.
+
+        ``confirm=True`` (the periodic check of a healthy endpoint) asks once more at once before marking
+        it down, so one slow answer does not move its runs elsewhere.
+        """
+        error = await self._probe(ep)
+        if error is not None and confirm:
+            log.info("endpoint %s failed a health check (%s); checking again", ep.url, error)
+            error = await self._probe(ep)
+            if error is not None:
+                log.warning("endpoint %s is not answering (%s): its runs fail over", ep.url, error)
+        ep.mark(error is None, error)
+        if ep.healthy and ep.left_behind:
+            await self._cancel_left_behind(ep)
         return ep.healthy
 
     async def _health_loop(self) -> None:
         while True:
             await asyncio.sleep(self.health_interval_s)
-            await asyncio.gather(*(self.check(e) for e in self._eps), return_exceptions=True)
+            await asyncio.gather(*(self.check(e, confirm=e.healthy) for e in self._eps), return_exceptions=True)
+
+    async def _cancel_left_behind(self, ep: _Endpoint) -> None:
+        """Cancel prompts that were resubmitted elsewhere on the endpoint they left (it answers again)."""
+        saved = ep.client.retries
+        ep.client.retries = 0
+        try:
+            for pid in sorted(ep.left_behind):
+                try:
+                    await asyncio.wait_for(ep.client.cancel_prompt(pid), timeout=self.health_timeout_s)
+                except (ComfyUIError, TimeoutError) as exc:
+                    log.info("could not yet cancel left-behind prompt %s on %s: %s", pid, ep.url, exc)
+                    return
+                log.info("cancelled prompt %s on %s: it was resubmitted elsewhere", pid, ep.url)
+                ep.left_behind.discard(pid)
+        finally:
+            ep.client.retries = saved
 
     async def _has_models(self, ep: _Endpoint, required: Sequence[tuple[str, str]], refresh: bool) -> bool:
         folders = sorted({f for f, _ in required})
@@ -182,7 +231,7 @@ class EndpointPool:
                                            return_exceptions=True)
             for e, res in zip(healthy, results):
                 if isinstance(res, ComfyUIError):  # could not even list its models: it is down
-                    e.healthy, e.error = False, res.message
+                    e.mark(False, res.message)
             out = [e for e, ok in zip(healthy, results) if ok is True]
             if out:
                 return out
@@ -223,6 +272,9 @@ class EndpointPool:
             try:
                 ep = self._pick(await self._candidates(required, failed))
             except NoEndpoint as exc:
+                if isinstance(exc, NoHealthyEndpoint) and isinstance(last, ComfyUIUnavailable):
+                    raise NoHealthyEndpoint(f"{last.message}; no other healthy endpoint to run it on", url=last.url,
+                                            hint=last.hint, details={"prompt_id": pid}) from last
                 if last is not None:
                     raise exc from last
                 raise
@@ -233,11 +285,14 @@ class EndpointPool:
                     if asyncio.iscoroutine(res):
                         await res
                 remaining = None if end is None else max(end - loop.time(), 0.001)
-                return await ep.client.run(graph, prompt_id=pid, on_event=on_event, deadline_s=remaining,
-                                           previews=previews)
+                return await self._run_on(ep, graph, pid, on_event=on_event, deadline_s=remaining,
+                                          previews=previews)
             except ComfyUIUnavailable as exc:
-                log.warning("endpoint %s died during prompt %s; resubmitting elsewhere: %s", ep.url, pid, exc)
-                ep.healthy, ep.error = False, exc.message
+                others = len(self._eps) - len(failed) > 1
+                log.warning("endpoint %s failed during prompt %s%s: %s", ep.url, pid,
+                            "; resubmitting elsewhere" if others else "", exc)
+                ep.mark(False, exc.message)
+                ep.left_behind.add(pid)
                 failed.add(ep.url)
                 last = exc
             except (ComfyUIValidationError, DeadlineExceeded, Cancelled):
@@ -246,6 +301,28 @@ class EndpointPool:
                 ep.in_flight -= 1
         assert last is not None
         raise last
+
+    async def _run_on(self, ep: _Endpoint, graph: dict[str, Any], pid: str, **kw: Any) -> RunOutput:
+        """``ep.client.run`` that gives up as soon as the health check marks the endpoint down."""
+        task = asyncio.ensure_future(ep.client.run(graph, prompt_id=pid, **kw))
+        down = asyncio.ensure_future(ep.down.wait())
+        try:
+            await asyncio.wait({task, down}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+            raise
+        finally:
+            down.cancel()
+        if task.done():
+            return task.result()
+        ep.client.abandon(pid)  # the server does not answer: cancel it there later, not now
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            await task
+        raise ComfyUIUnavailable(f"ComfyUI at {ep.url} stopped answering (health check: {ep.error})", url=ep.url,
+                                 hint="The server process may be hung (stopped, stuck in a driver call): restart it.")
 
     async def wait(self, url: str, prompt_id: str, **kw: Any) -> RunOutput:
         """Resume a run on the endpoint it was sent to (see ``on_dispatch``)."""
@@ -269,15 +346,20 @@ class EndpointPool:
             try:
                 q = await ep.client.queue()
                 models = await ep.client.installed(folders)
-                ep.healthy, ep.error = True, None
+                try:
+                    info = await ep.client.server_info()
+                except ComfyUIError:  # what it is matters less than whether it answers
+                    info = None
+                ep.mark(True)
                 for f, files in models.items():
                     ep.models[f] = set(files)
                     ep.models_at[f] = time.monotonic()
                 ep.remote_queue = len(q["queue_running"]) + len(q["queue_pending"])
                 return EndpointStatus(url=ep.url, healthy=True, queue_running=len(q["queue_running"]),
-                                      queue_pending=len(q["queue_pending"]), in_flight=ep.in_flight, models=models)
+                                      queue_pending=len(q["queue_pending"]), in_flight=ep.in_flight, models=models,
+                                      version=info and info.version, jobs_api=info and info.jobs_api)
             except ComfyUIError as exc:
-                ep.healthy, ep.error = False, exc.message
+                ep.mark(False, exc.message)
                 return EndpointStatus(url=ep.url, healthy=False, in_flight=ep.in_flight, error=exc.message)
 
         return list(await asyncio.gather(*(one(e) for e in self._eps)))
