@@ -114,8 +114,11 @@ def cross_validate(
 
 def _print_ranking(prompt: str, planner_dir: Path | None, k: int, target_score: float | None,
                    as_json: bool) -> None:
+    from ...flow_library.library import FlowLibrary
+
     planner = _load(planner_dir)
-    preds = planner.predict(prompt, k=k, target_score=target_score)
+    settings = get_settings()
+    preds = planner.rank_prompt(prompt, FlowLibrary.default(settings.user_flows_dir), k=k, target_score=target_score)
     cats: list[tuple[str, float]] = []
     try:
         from ...tools.categorize import CategoryClassifier
@@ -123,17 +126,26 @@ def _print_ranking(prompt: str, planner_dir: Path | None, k: int, target_score: 
         cats = CategoryClassifier.load().predict(prompt)
     except Exception as e:  # categories are informative only; the ranking stands without them
         logger.warning("category classifier unavailable: %s", e)
+    best = planner.rank_library(planner.score_matrix_one(prompt), FlowLibrary.default(settings.user_flows_dir))
     if as_json:
         typer.echo(json.dumps({"prompt": prompt, "categories": [{"id": c, "prob": round(p, 3)} for c, p in cats],
-                               "best_single": planner.best_single,
-                               "flows": [p.model_dump() for p in preds]}, indent=1))
+                               "flows": [{"flow_id": p.flow_id, "score": None if p.provenance == "none" else
+                                          round(p.score, 4), "sd": None if p.provenance == "none" else round(p.sd, 4),
+                                          "normalized": None if p.provenance == "none" else
+                                          round(planner.normalized(p.score), 4),
+                                          "provenance": p.provenance, "from": p.anchor, "note": p.note}
+                                         for p in preds]}, indent=1))
         return
     console.print("categories: " + (", ".join(f"{c} ({p:.2f})" for c, p in cats) or "none detected"))
-    table = Table("#", "flow", "predicted score", "vs best single", "normalised")
+    table = Table("#", "flow", "predicted", "± sd", "provenance", "from")
     for i, p in enumerate(preds, 1):
-        table.add_row(str(i), p.flow_id, f"{p.score:.3f}", f"{p.advantage:+.3f}", f"{p.normalized:.2f}")
+        known = p.provenance != "none"
+        table.add_row(str(i), p.flow_id, f"{p.score:+.3f}" if known else "-", f"{p.sd:.3f}" if known else "-",
+                      p.provenance, p.anchor or "")
     console.print(table)
-    console.print(f"best single flow of the training data: {planner.best_single}")
+    console.print(f"joint quality scale (0 = {planner.config.quality and 'SDXL 1.0 base' or 'training mean'}); "
+                  f"{sum(p.provenance == 'none' for p in best)} of {len(best)} executable flows have no rated "
+                  "relative and come last")
 
 
 @planner_app.command("predict")

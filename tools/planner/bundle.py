@@ -23,7 +23,7 @@ import numpy as np
 
 from ...flow_library.model import Family, Flow, Provenance, Requirement
 from ...flow_library.score_table import Cell, ScoreTable
-from .linking import LinkedScale, ScaleData, fit_linked
+from .linking import LinkedScale, ScaleData, fit_linked, leave_one_source_out
 from .sources import SOURCES, read_source, scale_name, source_of_flow
 
 logger = logging.getLogger(__name__)
@@ -249,7 +249,11 @@ def main(argv: list[str] | None = None) -> None:
         prompts = {str(r["prompt_id"]): str(r["prompt"]) for scales in groups.values() for _, rows in scales
                    for r in rows}
         linked = linked_scale(groups, category_weights(prompts, args.out / "categories.json"), args.bootstrap)
-        (args.out / "joint_scale.json").write_text(json.dumps(joint_summary(linked), indent=1))
+        summary = joint_summary(linked)
+        summary["leave_one_source_out"] = loso(groups)
+        (args.out / "joint_scale.json").write_text(json.dumps(summary, indent=1))
+        for r in summary["leave_one_source_out"]:
+            print(f"leave out {r['source']}: Spearman rho {r['rho']} over {len(r['shared_flows'])} shared flows")
         table = write_score_table(linked)
         print(f"score table: {len(table)} cells over {len(table.flows())} flows -> {SCORE_TABLE}")
     if args.planner:
@@ -258,17 +262,31 @@ def main(argv: list[str] | None = None) -> None:
         from .train import PlannerTrainConfig, train_planner
 
         tables = [(name, table_from_rows(rows)) for scales in groups.values() for name, rows in scales]
+        source_of = {name: src for src, scales in groups.items() for name, _ in scales}
         cfg = PlannerTrainConfig(members=3, half=True, params=TrainParams(epochs=3.0), time_budget_s=args.time_budget)
         train_planner(tables, args.planner, cfg, source="bundled: " + ", ".join(n for n, _ in tables),
-                      anchor=ANCHOR, bootstrap=args.bootstrap, on_progress=print)
+                      anchor=ANCHOR, bootstrap=args.bootstrap, on_progress=print, link_only={"tifa"},
+                      source_of=source_of)
 
 
 def joint_summary(linked: LinkedScale) -> dict[str, Any]:
     order = np.argsort(-linked.theta)
+    names = {f.id: (f.name, f.executable) for f in build_flows()}
     return {"reference": linked.reference, "anchor": linked.anchor, "scales": linked.scales,
-            "flows": [{"flow": linked.flows[j], "quality": round(float(linked.theta[j]), 4),
-                       "sd": round(float(linked.theta_sd[j]), 4), "n": linked.flow_n[linked.flows[j]],
-                       "scales": linked.flow_scales[linked.flows[j]]} for j in order]}
+            "flows": [{"flow": linked.flows[j], "name": names.get(linked.flows[j], ("", False))[0].replace(
+                " (as rated)", ""), "external": not names.get(linked.flows[j], ("", False))[1],
+                       "quality": round(float(linked.theta[j]), 4), "sd": round(float(linked.theta_sd[j]), 4),
+                       "n": linked.flow_n[linked.flows[j]], "scales": linked.flow_scales[linked.flows[j]]}
+                      for j in order]}
+
+
+def loso(groups: dict[str, list[tuple[str, list[dict[str, Any]]]]]) -> list[dict[str, Any]]:
+    """Leave each source out, predict the order of its models from the others (Spearman rho)."""
+    data = {src: [ScaleData.from_rows(name, rows, paired=SOURCES[src].paired, source=src) for name, rows in scales]
+            for src, scales in groups.items()}
+    return [{"source": r.source, "shared_flows": r.shared_flows,
+             "rho": None if r.rho is None else round(r.rho, 3)}
+            for r in leave_one_source_out(data, anchor=ANCHOR)]
 
 
 def write_triplets(rows: list[dict[str, Any]], path: Path) -> None:

@@ -73,21 +73,25 @@ def pick_gain(pred: np.ndarray, y: np.ndarray, order: list[int], tau: float) -> 
 
 
 def link_tables(tables: list[tuple[str, TripletTable]], *, anchor: str | None = None, bootstrap: int = 0,
-                say: Callable[[str], None] = logger.info) -> tuple[TripletTable, LinkedScale | None]:
+                say: Callable[[str], None] = logger.info, link_only: set[str] = frozenset(),  # type: ignore[assignment]
+                source_of: dict[str, str] | None = None) -> tuple[TripletTable, LinkedScale | None]:
     """Several sources -> one table in joint units (``linking.py``), prompts kept apart per source.
 
-    Sources whose prompts are not rated under several flows inform the joint scale (each flow's quality) but
-    not the prompt-level network, which learns from within-prompt differences."""
+    Sources whose prompts are not rated under several flows, or named in ``link_only`` (e.g. a table whose
+    prompt texts are unknown), inform the joint scale (each flow's quality) but not the prompt-level network,
+    which learns from within-prompt differences of prompt texts. ``source_of`` groups several scales of one
+    source (they never link each other); by default each table is its own source."""
+    source_of = source_of or {}
     if len(tables) == 1:
         return tables[0][1], None
-    data = [ScaleData.from_rows(name, t.to_rows()) for name, t in tables]
+    data = [ScaleData.from_rows(name, t.to_rows(), source=source_of.get(name, name)) for name, t in tables]
     linked = fit_linked(data, anchor=anchor, bootstrap=bootstrap)
     for name, s in linked.scales.items():
         say(f"scale {name}: raw = {s['offset']:.3f} + {s['b']:.3f} x joint (noise sd {s['sigma']:.3f}, "
             f"{s['prompts']} prompts{'' if s['paired'] else ', unpaired: joint scale only'})")
     parts = []
     for (name, t), d in zip(tables, data):
-        if not d.paired:
+        if not d.paired or name in link_only:
             continue
         z = linked.to_joint(name, t.scores)
         parts.append(TripletTable([f"{name}:{p}" for p in t.prompt_ids], list(t.prompts), list(t.flows), z, t.counts))
@@ -100,7 +104,8 @@ def link_tables(tables: list[tuple[str, TripletTable]], *, anchor: str | None = 
 def train_planner(table: TripletTable | list[tuple[str, TripletTable]], out: Path,
                   cfg: PlannerTrainConfig | None = None, *, source: str | None = None,
                   on_progress: Callable[[str], None] | None = None, anchor: str | None = None,
-                  bootstrap: int = 0) -> PlannerConfig:
+                  bootstrap: int = 0, link_only: set[str] = frozenset(),  # type: ignore[assignment]
+                  source_of: dict[str, str] | None = None) -> PlannerConfig:
     """Train and save a planner artifact in ``out``; returns its config.
 
     ``table`` is one triplet table, or several ``(name, table)`` sources: they are first put on one scale
@@ -110,7 +115,8 @@ def train_planner(table: TripletTable | list[tuple[str, TripletTable]], out: Pat
     say0 = on_progress or (lambda msg: logger.info(msg))
     linked: LinkedScale | None = None
     if isinstance(table, list):
-        table, linked = link_tables(table, anchor=anchor, bootstrap=bootstrap, say=say0)
+        table, linked = link_tables(table, anchor=anchor, bootstrap=bootstrap, say=say0, link_only=link_only,
+                                    source_of=source_of)
     if len(table.flows) < 2:
         raise PlannerError("the triplets name only one flow", hint="a planner needs scores of at least two flows")
     present = table.scores[table.mask]
