@@ -173,15 +173,15 @@ PICK_PREPROCESSOR = {"crop_size": 224, "do_center_crop": True, "do_normalize": T
                      "image_std": [0.26862954, 0.26130258, 0.27577711], "resample": 3, "size": 224}
 
 
-def pickscore(out: Path, work_tok: Path, files: list[str], images_dir: Path) -> dict:
+def pickscore(out: Path, work: Path, work_tok: Path, files: list[str], images_dir: Path) -> dict:
     from transformers import (AutoModel, AutoTokenizer, CLIPConfig, CLIPImageProcessor, CLIPImageProcessorPil,
                               CLIPModel, CLIPProcessor)
 
     c = O.CLIP_TINY
     cfg = CLIPConfig(
         text_config=dict(vocab_size=c["vocab_size"], hidden_size=c["text_width"], intermediate_size=16,
-                         num_hidden_layers=2, num_attention_heads=1, max_position_embeddings=77, hidden_act="gelu", bos_token_id=0,
-                         eos_token_id=2, pad_token_id=1),
+                         num_hidden_layers=2, num_attention_heads=1, max_position_embeddings=77, hidden_act="gelu",
+                         bos_token_id=0, eos_token_id=2, pad_token_id=1),
         vision_config=dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,
                            image_size=224, patch_size=16, hidden_act="gelu"),
         projection_dim=16)
@@ -191,35 +191,32 @@ def pickscore(out: Path, work_tok: Path, files: list[str], images_dir: Path) -> 
     pdir.mkdir(parents=True, exist_ok=True)
     (pdir / "tokenizer_config.json").write_text(json.dumps(PICK_TOKENIZER_CONFIG, indent=1))
     (pdir / "preprocessor_config.json").write_text(json.dumps(PICK_PREPROCESSOR, indent=1))
-    full = out.parent / "_pick_processor_tmp"
+    full = work / "pick_processor"
     shutil.copytree(pdir, full, dirs_exist_ok=True)
     for f in ("vocab.json", "merges.txt"):
         shutil.copy(work_tok / f, full / f)
-    try:
-        # PickScore's README recipe; the PIL image processor is the one transformers 4 used when it was published
-        model = AutoModel.from_pretrained(mdir, dtype=torch.float32).eval()
-        tok = AutoTokenizer.from_pretrained(full)
-        pil = CLIPProcessor(image_processor=CLIPImageProcessorPil.from_pretrained(full), tokenizer=tok)
-        # transformers 5's default CLIPImageProcessor (torchvision backend when torchvision is installed): for information
-        auto = CLIPProcessor(image_processor=CLIPImageProcessor.from_pretrained(full), tokenizer=tok)
-        res = {}
-        with torch.no_grad():
-            for key, proc in (("scores", pil), ("scores_default_processor", auto)):
-                ims = [Image.open(images_dir / f) for f in files]
-                ii = proc(images=ims, return_tensors="pt")  # the README also passes padding/truncation: text-only
-                img = model.get_image_features(**ii).pooler_output
-                img = img / torch.norm(img, dim=-1, keepdim=True)
-                rows = []
-                for p in PROMPTS:
-                    ti = proc(text=p, padding=True, truncation=True, max_length=77, return_tensors="pt")
-                    txt = model.get_text_features(**ti).pooler_output
-                    txt = txt / torch.norm(txt, dim=-1, keepdim=True)
-                    rows.append((model.logit_scale.exp() * (txt @ img.T))[0].tolist())
-                res[key] = rows
-            res["tokens"] = [tok(p, truncation=True, max_length=77).input_ids for p in PROMPTS]
-        res["default_processor"] = type(auto.image_processor).__name__
-    finally:
-        shutil.rmtree(full)
+    # PickScore's README recipe; the PIL image processor is the one transformers 4 used when it was published
+    model = AutoModel.from_pretrained(mdir, dtype=torch.float32).eval()
+    tok = AutoTokenizer.from_pretrained(full)
+    pil = CLIPProcessor(image_processor=CLIPImageProcessorPil.from_pretrained(full), tokenizer=tok)
+    # transformers 5's default CLIPImageProcessor (torchvision backend when torchvision is installed): for information
+    auto = CLIPProcessor(image_processor=CLIPImageProcessor.from_pretrained(full), tokenizer=tok)
+    res = {}
+    with torch.no_grad():
+        for key, proc in (("scores", pil), ("scores_default_processor", auto)):
+            ims = [Image.open(images_dir / f) for f in files]
+            ii = proc(images=ims, return_tensors="pt")  # the README also passes padding/truncation: text-only
+            img = model.get_image_features(**ii).pooler_output
+            img = img / torch.norm(img, dim=-1, keepdim=True)
+            rows = []
+            for p in PROMPTS:
+                ti = proc(text=p, padding=True, truncation=True, max_length=77, return_tensors="pt")
+                txt = model.get_text_features(**ti).pooler_output
+                txt = txt / torch.norm(txt, dim=-1, keepdim=True)
+                rows.append((model.logit_scale.exp() * (txt @ img.T))[0].tolist())
+            res[key] = rows
+        res["tokens"] = [tok(p, truncation=True, max_length=77).input_ids for p in PROMPTS]
+    res["default_processor"] = type(auto.image_processor).__name__
     return {"model": "pickscore/model", "processor": "pickscore/processor",
             "reference": "PickScore README recipe (CLIPProcessor with CLIPImageProcessorPil, AutoModel fp32)", **res}
 
@@ -253,7 +250,7 @@ def main() -> None:
         s.update(hps(out, files, out / "images"))
         s["imagereward"] = imagereward(out, work, files, out / "images")
         s.update(openai_clip_and_aesthetic(out, files, out / "images"))
-        s["pickscore"] = pickscore(out, work_tok, files, out / "images")
+        s["pickscore"] = pickscore(out, work, work_tok, files, out / "images")
     (out / "expected.json").write_text(json.dumps(expected, indent=1, ensure_ascii=False) + "\n")
     total = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     print(f"wrote {out} ({total / 1e6:.2f} MB)")
