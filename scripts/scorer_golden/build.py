@@ -33,11 +33,10 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 warnings.filterwarnings("ignore")
 
-import torch  # noqa: E402
-from PIL import Image  # noqa: E402
-
 import originals as O  # noqa: E402
+import torch  # noqa: E402
 from inputs import PROMPTS, write_images  # noqa: E402
+from PIL import Image  # noqa: E402
 
 SEEDS = {"hpsv21": 7, "hpsv20": 8, "imagereward": 5, "pickscore": 9, "openai_clip": 3, "aesthetic_head": 4}
 RGBA_RULE = "convert('RGB') (alpha dropped) before the original transform: the original fails on 4 channels"
@@ -61,7 +60,8 @@ def write_clip_tokenizer(out: Path, work: Path) -> Path:
     (plain / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n")
     (out / "clip_tokenizer").mkdir(parents=True, exist_ok=True)
     for name in ("vocab.json", "merges.txt"):
-        with open(plain / name, "rb") as src, gzip.GzipFile(out / "clip_tokenizer" / f"{name}.gz", "wb", mtime=0) as dst:
+        gz = out / "clip_tokenizer" / f"{name}.gz"
+        with open(plain / name, "rb") as src, gzip.GzipFile(gz, "wb", mtime=0) as dst:
             shutil.copyfileobj(src, dst)
     return plain
 
@@ -76,7 +76,8 @@ def tokens(work_tok: Path) -> dict:
     out = {"openai_clip": [content(clip.tokenize([p], truncate=True)[0].tolist(), 49407) for p in PROMPTS],
            "hpsv2": [content(hps_tok([p])[0].tolist(), 49407) for p in PROMPTS],
            "open_clip": [content(open_clip.get_tokenizer("ViT-H-14")([p])[0].tolist(), 49407) for p in PROMPTS],
-           "imagereward_bert": [bert(p, padding="max_length", truncation=True, max_length=35).input_ids for p in PROMPTS]}
+           "imagereward_bert": [bert(p, padding="max_length", truncation=True, max_length=35).input_ids
+                                for p in PROMPTS]}
     return out
 
 
@@ -125,7 +126,8 @@ def imagereward(out: Path, work: Path, files: list[str], images_dir: Path) -> di
         rank = [model.inference_rank(p, [str(images_dir / f) for f in files])[1] for p in PROMPTS]
     return {"checkpoint": "imagereward/ImageReward.pt", "med_config": "imagereward/med_config.json",
             "vision": O.IR_VISION, "reference": "ImageReward.score(prompt, image_path)",
-            "inference_rank_max_abs_diff": max(abs(a - b) for x, y in zip(scores, rank) for a, b in zip(x, y)),
+            "inference_rank_max_abs_diff": max(abs(a - b) for x, y in zip(scores, rank, strict=True)
+                                               for a, b in zip(x, y, strict=True)),
             "scores": scores}
 
 
@@ -169,13 +171,21 @@ PICK_TOKENIZER_CONFIG = {"model_max_length": 77, "tokenizer_class": "CLIPTokeniz
                          "bos_token": "<|startoftext|>", "eos_token": "<|endoftext|>", "unk_token": "<|endoftext|>",
                          "pad_token": "<|endoftext|>"}
 PICK_PREPROCESSOR = {"crop_size": 224, "do_center_crop": True, "do_normalize": True, "do_resize": True,
-                     "feature_extractor_type": "CLIPFeatureExtractor", "image_mean": [0.48145466, 0.4578275, 0.40821073],
+                     "feature_extractor_type": "CLIPFeatureExtractor",
+                     "image_mean": [0.48145466, 0.4578275, 0.40821073],
                      "image_std": [0.26862954, 0.26130258, 0.27577711], "resample": 3, "size": 224}
 
 
 def pickscore(out: Path, work: Path, work_tok: Path, files: list[str], images_dir: Path) -> dict:
-    from transformers import (AutoModel, AutoTokenizer, CLIPConfig, CLIPImageProcessor, CLIPImageProcessorPil,
-                              CLIPModel, CLIPProcessor)
+    from transformers import (
+        AutoModel,
+        AutoTokenizer,
+        CLIPConfig,
+        CLIPImageProcessor,
+        CLIPImageProcessorPil,
+        CLIPModel,
+        CLIPProcessor,
+    )
 
     c = O.CLIP_TINY
     cfg = CLIPConfig(

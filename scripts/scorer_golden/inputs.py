@@ -25,7 +25,8 @@ PROMPTS = [
     "\ufb01ne \ufb02owers (ligatures)",
     "\uff26\uff35\uff2c\uff2c\uff0d\uff37\uff29\uff24\uff34\uff28 \uff54\uff45\uff58\uff54",
     "\u00c3\u00a9l\u00c3\u00a8ve mojibake",
-    "Caf\u00e9 M\u00fcnchner Stra\u00dfe, na\u00efve \u00c9LAN; \u4e00\u53ea\u732b on a \u5c4b\u9876 \U0001f431\U0001f525 \u2122 \u00bd \u2014 "
+    "Caf\u00e9 M\u00fcnchner Stra\u00dfe, na\u00efve \u00c9LAN; \u4e00\u53ea\u732b on a \u5c4b\u9876 "
+    "\U0001f431\U0001f525 \u2122 \u00bd \u2014 "
     "tabs\tand\nnewlines   and  spaces",
 ]
 

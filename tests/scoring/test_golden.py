@@ -10,7 +10,6 @@ ligatures, full-width letters, mojibake, a prompt over 77 tokens).
 
 from __future__ import annotations
 
-import gzip
 import json
 import shutil
 from pathlib import Path
@@ -18,8 +17,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
-
 from comfygen.tools.scoring.aesthetic import AestheticScorer
 from comfygen.tools.scoring.clip_common import clear_shared
 from comfygen.tools.scoring.clip_common import tokenize as clip_tokenize
@@ -28,29 +25,10 @@ from comfygen.tools.scoring.hps import HPSv20Scorer, HPSv21Scorer
 from comfygen.tools.scoring.imagereward import MAX_TEXT_LEN, ImageRewardScorer
 from comfygen.tools.scoring.pickscore import PickScoreScorer
 from comfygen.tools.scoring.tokenizers import load_clip_tokenizer
+from golden_helpers import CPU, GOLD, TOL, E, S, grid, unpack_clip_tokenizer
+from PIL import Image
 
-GOLD = Path(__file__).resolve().parents[1] / "data" / "scorer_golden"
-E = json.loads((GOLD / "expected.json").read_text())
-S = E["scorers"]
-TOL = 1e-5
-CPU = dict(device="cpu", batch_size=8)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models: one thread is fastest, and far faster than two on a loaded 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def unpack_clip_tokenizer(directory: Path) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    for name in ("vocab.json", "merges.txt"):
-        with gzip.open(GOLD / "clip_tokenizer" / f"{name}.gz", "rb") as src, open(directory / name, "wb") as dst:
-            shutil.copyfileobj(src, dst)
-    return directory
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -77,10 +55,6 @@ def images() -> list[Image.Image]:
     return out
 
 
-def grid(scorer, images) -> np.ndarray:
-    return np.array([scorer.score(images, p).tolist() for p in E["prompts"]])
-
-
 def assert_parity(got: np.ndarray, name: str) -> float:
     want = np.array(S[name]["scores"])
     diff = np.abs(got - want)
@@ -95,8 +69,9 @@ def imagereward_configs() -> tuple[dict, dict]:
     vision = dict(hidden_size=v["width"], intermediate_size=4 * v["width"], num_hidden_layers=v["depth"],
                   num_attention_heads=v["heads"], image_size=v["image_size"], patch_size=v["patch_size"],
                   layer_norm_eps=1e-6)
-    text = dict(vocab_size=med["vocab_size"], hidden_size=med["hidden_size"], num_hidden_layers=med["num_hidden_layers"],
-                num_attention_heads=med["num_attention_heads"], intermediate_size=med["intermediate_size"],
+    text = dict(vocab_size=med["vocab_size"], hidden_size=med["hidden_size"],
+                num_hidden_layers=med["num_hidden_layers"], num_attention_heads=med["num_attention_heads"],
+                intermediate_size=med["intermediate_size"],
                 max_position_embeddings=med["max_position_embeddings"], encoder_hidden_size=v["width"],
                 layer_norm_eps=med["layer_norm_eps"])
     return vision, text
@@ -114,7 +89,8 @@ def test_hps_matches_hpsv2(name, cls, file, clip_tok, images):
 
 def test_imagereward_matches_image_reward(images):
     vision, text = imagereward_configs()
-    sc = ImageRewardScorer(checkpoint=GOLD / S["imagereward"]["checkpoint"], vision_config=vision, text_config=text, **CPU)
+    sc = ImageRewardScorer(checkpoint=GOLD / S["imagereward"]["checkpoint"], vision_config=vision, text_config=text,
+                           **CPU)
     assert_parity(grid(sc, images), "imagereward")
 
 

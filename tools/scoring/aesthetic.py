@@ -22,8 +22,16 @@ from PIL import Image
 from torch import nn
 
 from ..errors import ScoringError
-from .base import RewardMLP, Scorer, init_random_, load_state_dict_file, load_strict, resize_center_crop, resolve_file
-from .base import resolve_pretrained
+from .base import (
+    RewardMLP,
+    Scorer,
+    init_random_,
+    load_state_dict_file,
+    load_strict,
+    resize_center_crop,
+    resolve_file,
+    resolve_pretrained,
+)
 from .clip_common import image_embeds, tiny_clip
 from .clip_files import load_clip
 
@@ -72,12 +80,14 @@ class AestheticScorer(Scorer):
                                 local=self.head_path, weights_dir=self.weights_dir, what="LAION aesthetic head")
             head = load_head(path)
             src = resolve_pretrained(self.clip_source, weights_dir=self.weights_dir, setting="COMFYGEN_AESTHETIC_CLIP")
-            clip = load_clip(src, self.device, self.dtype, activation=self.activation, setting="COMFYGEN_AESTHETIC_CLIP",
-                             activation_setting="COMFYGEN_AESTHETIC_ACTIVATION", what="CLIP ViT-L/14 for the aesthetic head")
+            clip = load_clip(src, self.device, self.dtype, activation=self.activation,
+                             setting="COMFYGEN_AESTHETIC_CLIP", activation_setting="COMFYGEN_AESTHETIC_ACTIVATION",
+                             what="CLIP ViT-L/14 for the aesthetic head")
         if head.layers[0].in_features != clip.config.projection_dim:
             raise ScoringError(f"the aesthetic head takes {head.layers[0].in_features}-d embeddings but the CLIP model "
                                f"gives {clip.config.projection_dim}-d ones",
-                               hint="COMFYGEN_AESTHETIC_CLIP must be the CLIP the head was trained on (OpenAI ViT-L/14)")
+                               hint="COMFYGEN_AESTHETIC_CLIP must be the CLIP the head was trained on "
+                                    "(OpenAI ViT-L/14)")
         self.image_size = clip.config.vision_config.image_size
         self.net = AestheticNet(clip, head).eval().to(self.device, self.dtype)
 

@@ -16,16 +16,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from PIL import Image
 from torch import nn
 
 from ..errors import ScoringError, WeightsMissing
+from .preprocess import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, resize_center_crop, resize_long_side_pad  # noqa: F401
 
 log = logging.getLogger(__name__)
-
-from .preprocess import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, resize_center_crop, resize_long_side_pad  # noqa: F401
 
 
 def pick_device(preference: str | None = "auto") -> torch.device:

@@ -55,7 +55,8 @@ def resolve_activation(sd: dict[str, torch.Tensor], model_cfg: dict[str, Any] | 
     if explicit:
         act = explicit.strip().lower().replace("-", "_")
         if act not in ACTIVATIONS:
-            raise ScoringError(f"{setting}={explicit!r} is not an activation", hint=f"use one of {', '.join(ACTIVATIONS)}")
+            raise ScoringError(f"{setting}={explicit!r} is not an activation",
+                               hint=f"use one of {', '.join(ACTIVATIONS)}")
         return act
     if model_cfg is not None:
         return "quick_gelu" if model_cfg.get("quick_gelu", False) else "gelu"
@@ -79,10 +80,17 @@ def clip_from_file(path: Path, model_cfg: dict[str, Any] | None, activation: str
     act = resolve_activation(sd, model_cfg, activation, path=path, setting=setting)
     sd = {k: v for k, v in sd.items() if k not in OPENAI_MARKS}
     cfg = model_cfg or {}
-    model = CLIPModel(hf_config_from_open_clip(sd, vision_head_width=cfg.get("vision_cfg", {}).get("head_width"),
-                                               text_heads=cfg.get("text_cfg", {}).get("heads"),
-                                               quick_gelu=act == "quick_gelu"))
-    load_strict(model, open_clip_to_hf(sd), f"{what} ({path.name})")
+    try:
+        hf_cfg = hf_config_from_open_clip(sd, vision_head_width=cfg.get("vision_cfg", {}).get("head_width"),
+                                          text_heads=cfg.get("text_cfg", {}).get("heads"),
+                                          quick_gelu=act == "quick_gelu")
+        hf_sd = open_clip_to_hf(sd)
+    except KeyError as e:
+        raise ScoringError(f"{what}: {path.name} is not a CLIP checkpoint in the OpenAI/open_clip layout ({e})",
+                           hint="point the setting at a CLIP model: an HF CLIPModel directory, OpenAI's ViT-*.pt, or "
+                                "an open_clip checkpoint") from e
+    model = CLIPModel(hf_cfg)
+    load_strict(model, hf_sd, f"{what} ({path.name})")
     model.clip_source_format = "torchscript" if is_torchscript(path) else ("open_clip" if model_cfg else "state_dict")
     return model
 
@@ -98,7 +106,8 @@ def load_clip(source: str, device: torch.device, dtype: torch.dtype, *, activati
     if oc is None:
         if activation:
             raise ScoringError(f"{activation_setting} only applies to open_clip/OpenAI files, not to {source!r}",
-                               hint=f"unset {activation_setting}: a transformers model's config.json names its activation")
+                               hint=f"unset {activation_setting}: a transformers model's config.json names its "
+                                    "activation")
         return load_hf_clip(source, device, dtype, setting=setting, what=what)
     key = (str(oc[0].resolve()), str(device), str(dtype), activation)
     with _lock:

@@ -25,8 +25,10 @@ from torch import nn
 from .base import Scorer, resize_center_crop, resolve_pretrained
 from .clip_common import ClipPair, cosine_pairs, tiny_clip
 from .clip_common import tokenize as clip_tokenize
-from .clip_files import open_clip_files  # noqa: F401  (re-exported: where CLIP checkpoint layouts are read)
-from .clip_files import load_clip
+from .clip_files import (
+    load_clip,
+    open_clip_files,  # noqa: F401  (re-exported: where CLIP checkpoint layouts are read)
+)
 from .tokenizers import CLIP_VOCAB_SIZE, check_clip_tokenizer, load_clip_tokenizer
 
 DEFAULT_MODEL = "openai/clip-vit-large-patch14"
