@@ -17,14 +17,13 @@ sys.path.insert(0, str(ROOT / "tests" / "scoring"))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from golden_helpers import CPU, GOLD, E, S, grid, unpack_clip_tokenizer  # noqa: E402
-from PIL import Image  # noqa: E402
-
 from comfygen.tools.scoring.aesthetic import AestheticScorer  # noqa: E402
 from comfygen.tools.scoring.clipscore import ClipScoreScorer  # noqa: E402
 from comfygen.tools.scoring.hps import HPSv20Scorer, HPSv21Scorer  # noqa: E402
 from comfygen.tools.scoring.imagereward import ImageRewardScorer  # noqa: E402
 from comfygen.tools.scoring.pickscore import PickScoreScorer  # noqa: E402
+from golden_helpers import CPU, GOLD, E, S, grid, unpack_clip_tokenizer  # noqa: E402
+from PIL import Image  # noqa: E402
 
 
 def main() -> None:
