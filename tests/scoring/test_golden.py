@@ -146,3 +146,11 @@ def test_imagereward_tokens_equal_the_original():
     for p, want in zip(E["prompts"], E["tokens"]["imagereward_bert"], strict=True):
         got = sc.tokenizer(p, padding="max_length", truncation=True, max_length=MAX_TEXT_LEN).input_ids
         assert got == want, p
+
+
+def test_clean_clip_text_is_open_clips_cleaning():
+    from comfygen.tools.scoring.text import clean_clip_text
+
+    assert clean_clip_text("Tom &amp;amp; Jerry") == "Tom & Jerry"  # unescaped twice, as open_clip does
+    assert clean_clip_text("\ufb01ne  \t\n\u201cquotes\u201d ") == 'fine "quotes"'
+    assert clean_clip_text("\uff26\uff35\uff2c\uff2c \u00c3\u00a9l\u00c3\u00a8ve") == "FULL \u00e9l\u00e8ve"
