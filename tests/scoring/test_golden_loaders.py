@@ -138,3 +138,14 @@ def test_load_images_keeps_the_mode_and_ignores_exif(tmp_path):
     got = load_images(files)
     assert [im.mode for im in got] == ["RGBA", "I;16", "RGB"]
     assert got[2].size == (80, 40)  # stored size: the originals do not apply EXIF orientation
+
+
+def test_bert_tokenizer_without_blips_tokens_is_refused():
+    from comfygen.tools.scoring.tokenizers import check_bert_tokenizer, imagereward_tokenizer, minilm_vocab_dir
+    from transformers import BertTokenizer
+
+    check_bert_tokenizer(imagereward_tokenizer(), 30524, "ImageReward", "COMFYGEN_IMAGEREWARD_VOCAB")
+    plain = BertTokenizer.from_pretrained(str(minilm_vocab_dir()))  # 30522 entries, no [DEC]/[ENC]
+    with pytest.raises(ScoringError) as e:
+        check_bert_tokenizer(plain, 30524, "ImageReward", "COMFYGEN_IMAGEREWARD_VOCAB")
+    assert "[DEC]" in str(e.value) and "COMFYGEN_IMAGEREWARD_VOCAB" in str(e.value.hint)

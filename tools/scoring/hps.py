@@ -5,8 +5,9 @@ The official checkpoint ``HPS_v2.1_compressed.pt`` (HF ``xswu/HPSv2``) is an ope
 (:func:`~comfygen.tools.scoring.clip_common.open_clip_to_hf`) and loaded strictly, so neither
 ``hpsv2`` (its wheel lacks the BPE vocabulary) nor ``open_clip`` (needs torchvision) is required.
 Preprocessing is hpsv2's: the image as a float tensor, long side resized to 224 (bicubic, unclamped, not
-rounded to 8 bits), zero-padded to a square (no crop), OpenAI mean/std (:mod:`.preprocess`); the prompt cleaned
-as open_clip's tokenizer does (ftfy, HTML entities, whitespace: :mod:`.text`). Score = cosine(image, text) of the normalised features, without
+rounded to 8 bits), zero-padded to a square (no crop), OpenAI mean/std (:mod:`.preprocess`); the prompt
+cleaned as open_clip's tokenizer does (ftfy, HTML entities, whitespace: :mod:`.text`). The architecture is
+hpsv2's ViT-H-14: GELU. Score = cosine(image, text) of the normalised features, without
 ``logit_scale``, as ``hpsv2.score`` returns it (about 0.2-0.35 for typical generations).
 """
 

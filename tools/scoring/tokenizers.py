@@ -7,7 +7,8 @@
   over a small generated vocabulary (512 byte symbols + a few learned merges + the two specials).
 
 Transformers 5 silently returns a 5-token tokenizer when a vocabulary cannot be found offline, so
-every loader here checks ``len(tokenizer)`` and raises instead of scoring with all-UNK ids.
+every loader here checks ``len(tokenizer)`` and raises instead of scoring with all-UNK ids; once the model is
+built, :func:`check_clip_tokenizer` / :func:`check_bert_tokenizer` also check the special tokens it needs.
 """
 
 from __future__ import annotations
