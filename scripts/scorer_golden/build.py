@@ -231,6 +231,17 @@ def pickscore(out: Path, work: Path, work_tok: Path, files: list[str], images_di
             "reference": "PickScore README recipe (CLIPProcessor with CLIPImageProcessorPil, AutoModel fp32)", **res}
 
 
+def dumps(obj, indent: int = 0) -> str:
+    """JSON with one line per list of numbers (score rows, token ids): readable diffs when fixtures change."""
+    pad = " " * (indent + 1)
+    if isinstance(obj, dict):
+        items = [f"{pad}{json.dumps(k)}: {dumps(v, indent + 1)}" for k, v in obj.items()]
+        return "{\n" + ",\n".join(items) + "\n" + " " * indent + "}"
+    if isinstance(obj, list) and any(isinstance(x, (dict, list)) for x in obj):
+        return "[\n" + ",\n".join(pad + dumps(x, indent + 1) for x in obj) + "\n" + " " * indent + "]"
+    return json.dumps(obj, ensure_ascii=False)
+
+
 def versions() -> dict:
     names = ["torch", "torchvision", "open_clip_torch", "hpsv2", "image-reward", "openai-clip", "transformers",
              "tokenizers", "ftfy", "pillow", "timm", "fairscale"]
@@ -261,7 +272,7 @@ def main() -> None:
         s["imagereward"] = imagereward(out, work, files, out / "images")
         s.update(openai_clip_and_aesthetic(out, files, out / "images"))
         s["pickscore"] = pickscore(out, work, work_tok, files, out / "images")
-    (out / "expected.json").write_text(json.dumps(expected, indent=1, ensure_ascii=False) + "\n")
+    (out / "expected.json").write_text(dumps(expected) + "\n")
     total = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     print(f"wrote {out} ({total / 1e6:.2f} MB)")
     for name, v in s.items():

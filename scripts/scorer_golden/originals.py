@@ -124,7 +124,16 @@ def save_openai_torchscript(m: nn.Module, path: str) -> None:
     txt[0, 0], txt[0, 1] = 49406, 49407
     traced = torch.jit.trace_module(m, {"forward": (img, txt), "encode_image": (img,), "encode_text": (txt,)})
     traced.half()
-    torch.jit.save(traced, path)
+    torch.jit.save(traced, path + ".tmp")
+    # drop the *.debug_pkl source maps: they record this script's line numbers, so the archive would change
+    # whenever the script is edited (loading does not need them)
+    import zipfile
+
+    with zipfile.ZipFile(path + ".tmp") as zi, zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zo:
+        for info in zi.infolist():
+            if not info.filename.endswith(".debug_pkl"):
+                zo.writestr(info, zi.read(info.filename))
+    os.remove(path + ".tmp")
 
 
 # ------------------------------------------------------------------ ImageReward 1.5 under transformers 5
