@@ -16,17 +16,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from PIL import Image
 from torch import nn
 
 from ..errors import ScoringError, WeightsMissing
+from .preprocess import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, resize_center_crop, resize_long_side_pad  # noqa: F401
 
 log = logging.getLogger(__name__)
-
-OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
 def pick_device(preference: str | None = "auto") -> torch.device:
@@ -46,53 +43,7 @@ def pick_dtype(device: torch.device) -> torch.dtype:
     return torch.float16 if device.type in ("cuda", "mps") else torch.float32
 
 
-# ---------------------------------------------------------------- preprocessing (PIL only, no torchvision)
-
-def _to_rgb(img: Image.Image) -> Image.Image:
-    return img if img.mode == "RGB" else img.convert("RGB")
-
-
-def _normalize(arr: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
-    x = torch.from_numpy(np.array(arr, dtype=np.float32)).div_(255.0).permute(2, 0, 1)
-    m = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1)
-    s = torch.tensor(std, dtype=torch.float32).view(3, 1, 1)
-    return (x - m) / s
-
-
-def resize_center_crop(img: Image.Image, size: int, mean: Sequence[float] = OPENAI_CLIP_MEAN,
-                       std: Sequence[float] = OPENAI_CLIP_STD) -> torch.Tensor:
-    """CLIP/BLIP preprocessing: bicubic resize of the short side to ``size``, center crop, normalize.
-
-    Same arithmetic as torchvision's ``Resize(size, BICUBIC) + CenterCrop(size)`` on a PIL image and
-    as transformers' ``CLIPImageProcessor`` defaults.
-    """
-    img = _to_rgb(img)
-    w, h = img.size
-    short, long = (w, h) if w <= h else (h, w)
-    new_long = int(size * long / short)
-    new_w, new_h = (size, new_long) if w <= h else (new_long, size)
-    if (new_w, new_h) != (w, h):
-        img = img.resize((new_w, new_h), Image.BICUBIC)
-    left = int(round((new_w - size) / 2.0))
-    top = int(round((new_h - size) / 2.0))
-    img = img.crop((left, top, left + size, top + size))
-    return _normalize(np.asarray(img, dtype=np.uint8), mean, std)
-
-
-def resize_long_side_pad(img: Image.Image, size: int, mean: Sequence[float] = OPENAI_CLIP_MEAN,
-                         std: Sequence[float] = OPENAI_CLIP_STD) -> torch.Tensor:
-    """HPS v2 preprocessing (open_clip ``ResizeMaxSize``): bicubic resize of the long side to ``size``,
-    zero-pad (black) to a centred square, normalize with the OpenAI mean/std. Nothing is cropped."""
-    img = _to_rgb(img)
-    w, h = img.size
-    scale = size / float(max(w, h))
-    new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
-    if (new_w, new_h) != (w, h):
-        img = img.resize((new_w, new_h), Image.BICUBIC)
-    canvas = Image.new("RGB", (size, size), (0, 0, 0))
-    canvas.paste(img, ((size - new_w) // 2, (size - new_h) // 2))
-    return _normalize(np.asarray(canvas, dtype=np.uint8), mean, std)
-
+# ---------------------------------------------------------------- preprocessing (one rule per original: preprocess.py)
 
 def stack(images: Sequence[Image.Image], fn: Callable[[Image.Image], torch.Tensor]) -> torch.Tensor:
     return torch.stack([fn(im) for im in images])
@@ -193,14 +144,33 @@ def from_pretrained(cls: Any, source: str, *, setting: str, what: str, **kwargs:
     return model
 
 
-def load_state_dict_file(path: Path) -> dict[str, torch.Tensor]:
-    """``.safetensors`` or a torch pickle (weights only); unwraps ``{'state_dict': ...}`` and ``module.``."""
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
+def is_torchscript(path: Path) -> bool:
+    """A TorchScript archive (OpenAI publishes its CLIP weights as one): a zip with ``constants.pkl``/``code/``."""
+    import zipfile
 
-        sd: Any = load_file(str(path))
-    else:
-        sd = torch.load(str(path), map_location="cpu", weights_only=True)
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as z:
+        return any(n.endswith("/constants.pkl") or "/code/" in n for n in z.namelist())
+
+
+def load_state_dict_file(path: Path) -> dict[str, torch.Tensor]:
+    """``.safetensors``, a torch pickle (weights only) or a TorchScript archive (its state dict); unwraps
+    ``{'state_dict': ...}`` and ``module.``. A file that is none of these is a :class:`ScoringError` naming it."""
+    path = Path(path)
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            sd: Any = load_file(str(path))
+        elif is_torchscript(path):
+            sd = dict(torch.jit.load(str(path), map_location="cpu").state_dict())
+        else:
+            sd = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise ScoringError(f"cannot read checkpoint {path} ({type(e).__name__}: {str(e)[:200]})",
+                           hint="point the setting at a state-dict file (.pt/.pth/.bin/.safetensors) or a TorchScript "
+                                "archive of the scorer's model") from e
     if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
         sd = sd["state_dict"]
     if not isinstance(sd, dict):

@@ -63,8 +63,14 @@ def cosine_pairs(img: torch.Tensor, txt: torch.Tensor) -> torch.Tensor:
     return (F.normalize(img.float(), dim=-1) * F.normalize(txt.float(), dim=-1)).sum(-1)
 
 
-def tokenize(tok: Any, prompts: list[str], max_length: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pad + truncate to the text encoder's length: a long prompt is cut (keeping the end token), never an error."""
+def tokenize(tok: Any, prompts: list[str], max_length: int, device: torch.device, *,
+             clean: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pad + truncate to the text encoder's length: a long prompt is cut (keeping the end token), never an error.
+    ``clean=True`` first applies open_clip/OpenAI clip's text cleaning (:func:`~.text.clean_clip_text`)."""
+    if clean:
+        from .text import clean_clip_text
+
+        prompts = [clean_clip_text(p) for p in prompts]
     enc = tok(prompts, padding="max_length", truncation=True, max_length=max_length, return_tensors="pt")
     return enc["input_ids"].to(device), enc["attention_mask"].to(device)
 
@@ -190,8 +196,12 @@ def load_hf_clip(source: str, device: torch.device, dtype: torch.dtype, *, setti
 
 
 def clear_shared() -> None:
+    """Forget every shared CLIP model (HF ones here, file-based ones in :mod:`.clip_files`)."""
+    from .clip_files import clear_files
+
     with _lock:
         _shared.clear()
+    clear_files()
 
 
 class ClipPair(nn.Module):

@@ -9,11 +9,13 @@ The device and the shared weights directory come from :class:`comfygen.tools.set
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LAION_H14 = "laion/CLIP-ViT-H-14-laion2B-s32B-b79K"
+Activation = Literal["quick_gelu", "gelu"]
 
 
 class ScoringConfig(BaseSettings):
@@ -43,11 +45,19 @@ class ScoringConfig(BaseSettings):
     aesthetic_repo: str = Field("trl-lib/ddpo-aesthetic-predictor", description="HF repo with the aesthetic head.")
     aesthetic_file: str = Field("aesthetic-model.pth",
                                 description="Head file in aesthetic_repo (sac+logos+ava1-l14-linearMSE weights).")
+    aesthetic_activation: Activation | None = Field(
+        None, description="quick_gelu (OpenAI weights) or gelu: only for a bare CLIP state-dict file whose "
+                          "activation cannot be told from the file.")
 
     clipscore_model: str = Field(
         "openai/clip-vit-large-patch14",
-        description="CLIPScore model: HF CLIPModel id/dir, or a directory in open_clip layout "
-                    "(open_clip_config.json + open_clip_pytorch_model.bin).")
+        description="CLIPScore model: HF CLIPModel id/dir, OpenAI's TorchScript .pt, an open_clip directory "
+                    "(open_clip_config.json + open_clip_pytorch_model.bin) or a CLIP state-dict file.")
+    clipscore_tokenizer: str | None = Field(
+        None, description="CLIP tokenizer (HF id or directory); default: the model directory's own, else OpenAI's.")
+    clipscore_activation: Activation | None = Field(
+        None, description="quick_gelu (OpenAI weights) or gelu: only for a bare CLIP state-dict file whose "
+                          "activation cannot be told from the file.")
 
     vlm_url: str | None = Field(None, description="OpenAI-compatible base URL for the VLM grader (off when unset).")
     vlm_model: str = Field("Qwen/Qwen2.5-VL-7B-Instruct", description="Model name sent to the VLM endpoint.")

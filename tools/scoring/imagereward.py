@@ -8,8 +8,9 @@ that transformers 5 removed. The same architecture exists in transformers as ``B
 ``vision_proj``/``text_proj`` heads.
 
 Reward = ``(mlp(text_cls) - 0.16717362830052426) / 1.0333394966054072`` (ImageReward's own
-normalisation constants), text tokenized to ``max_length=35`` with padding, image preprocessed with
-bicubic short-side resize to 224 + center crop + CLIP mean/std.
+normalisation constants), text tokenized to ``max_length=35`` with padding (BERT's own normalisation, no
+ftfy), image preprocessed as ImageReward's ``_transform``: bicubic short-side resize to 224 and center crop in
+the image's own mode, then RGB, CLIP mean/std (:mod:`.preprocess`).
 """
 
 from __future__ import annotations
@@ -128,6 +129,9 @@ class ImageRewardScorer(Scorer):
             model = ImageRewardModel(self.vision_config, self.text_config)
             self.load_official(model, load_state_dict_file(path))
             self.model = model
+        from .tokenizers import check_bert_tokenizer
+
+        check_bert_tokenizer(self.tokenizer, self.model.text.config.vocab_size, "ImageReward", "COMFYGEN_IMAGEREWARD_VOCAB")
         self.image_size = self.model.image_size
         self.model.eval().to(self.device, self.dtype)
 

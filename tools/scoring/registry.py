@@ -70,13 +70,14 @@ def _aesthetic(s: Settings, c: ScoringConfig, kw: dict[str, Any]) -> Scorer:
     from .aesthetic import AestheticScorer
 
     return AestheticScorer(clip=c.aesthetic_clip, head=c.aesthetic_path, repo_id=c.aesthetic_repo,
-                           filename=c.aesthetic_file, weights_dir=s.weights_dir, **kw)
+                           filename=c.aesthetic_file, activation=c.aesthetic_activation, weights_dir=s.weights_dir, **kw)
 
 
 def _clipscore(s: Settings, c: ScoringConfig, kw: dict[str, Any]) -> Scorer:
     from .clipscore import ClipScoreScorer
 
-    return ClipScoreScorer(model=c.clipscore_model, weights_dir=s.weights_dir, **kw)
+    return ClipScoreScorer(model=c.clipscore_model, tokenizer=c.clipscore_tokenizer, activation=c.clipscore_activation,
+                           weights_dir=s.weights_dir, **kw)
 
 
 def _vlm(s: Settings, c: ScoringConfig, kw: dict[str, Any]) -> Scorer:

@@ -22,12 +22,14 @@ log = logging.getLogger(__name__)
 
 
 def load_images(paths: Sequence[str | Path], *, hint: str = "pass PNG/JPEG/WebP files") -> list[Image.Image]:
-    """Open image files as RGB; an unreadable one is a ScoringError naming the file."""
+    """Open image files as stored (mode kept, EXIF orientation not applied): each scorer converts them by its
+    original's rule (:mod:`.preprocess`). An unreadable one is a ScoringError naming the file."""
     out = []
     for p in paths:
         try:
             with Image.open(p) as im:
-                out.append(im.convert("RGB"))
+                im.load()
+                out.append(im.copy())
         except OSError as e:
             raise ScoringError(f"cannot read image {p}: {e}", hint=hint) from e
     return out

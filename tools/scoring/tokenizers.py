@@ -7,7 +7,8 @@
   over a small generated vocabulary (512 byte symbols + a few learned merges + the two specials).
 
 Transformers 5 silently returns a 5-token tokenizer when a vocabulary cannot be found offline, so
-every loader here checks ``len(tokenizer)`` and raises instead of scoring with all-UNK ids.
+every loader here checks ``len(tokenizer)`` and raises instead of scoring with all-UNK ids; once the model is
+built, :func:`check_clip_tokenizer` / :func:`check_bert_tokenizer` also check the special tokens it needs.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import logging
 from functools import lru_cache
 from pathlib import Path
 
-from ..errors import WeightsMissing
+from ..errors import ScoringError, WeightsMissing
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,66 @@ def check_tokenizer(tok, minimum: int, what: str) -> None:
             f"{what}: tokenizer has only {len(tok)} tokens (expected >= {minimum}); its vocabulary files were not found",
             hint="make the tokenizer files available locally (set the model path) or allow a download (unset HF_HUB_OFFLINE)",
         )
+
+
+def _special_id(tok, token: str | None) -> int | None:
+    if token is None:
+        return None
+    i = tok.convert_tokens_to_ids(token)
+    return None if i is None or (i == tok.unk_token_id and token != tok.unk_token) else int(i)
+
+
+def _refuse(what: str, problems: list[str], setting: str) -> None:
+    if problems:
+        raise ScoringError(f"{what}: the tokenizer does not fit the model: {'; '.join(problems)}",
+                           hint=f"point {setting} at the tokenizer files published with this model (vocab.json + "
+                                "merges.txt whose special tokens are <|startoftext|> and <|endoftext|>)")
+
+
+def check_clip_tokenizer(tok, text_config, what: str, setting: str) -> None:
+    """The special tokens the CLIP text tower needs, not just the size: ``<|startoftext|>``/``<|endoftext|>``
+    must be entries of the vocabulary inside the model's embedding, and the end token must be where the model
+    pools (the largest id for configs with ``eos_token_id == 2``, which pool at ``argmax(ids)``, else the
+    configured ``eos_token_id``). A vocab.json that names its specials differently gets them appended past the
+    embedding by transformers, and scoring would die with an IndexError or pool at the wrong token."""
+    vocab = int(text_config.vocab_size)
+    problems = []
+    ids = {}
+    for role in ("bos", "eos"):
+        token = getattr(tok, f"{role}_token", None)
+        ids[role] = i = _special_id(tok, token)
+        if i is None:
+            problems.append(f"no {role} token ({token!r} is not in its vocabulary)")
+        elif i >= vocab:
+            problems.append(f"{role} token {token!r} has id {i}, outside the model's {vocab}-row embedding")
+    if len(tok) > vocab:
+        problems.append(f"it can emit ids up to {len(tok) - 1} but the model has {vocab} token embeddings")
+    eos = ids.get("eos")
+    if eos is not None and eos < vocab:
+        if int(text_config.eos_token_id) == 2:
+            if eos != len(tok) - 1:
+                problems.append(f"the model pools at the largest token id, but the end token is {eos}, not "
+                                f"{len(tok) - 1}")
+        elif eos != int(text_config.eos_token_id):
+            problems.append(f"end token id {eos} != the model's eos_token_id {text_config.eos_token_id}")
+    _refuse(what, problems, setting)
+
+
+def check_bert_tokenizer(tok, vocab_size: int, what: str, setting: str) -> None:
+    """ImageReward's BERT needs [CLS] (the pooled position), [SEP], [PAD] and BLIP's [DEC]/[ENC] inside the
+    model's embedding."""
+    problems = []
+    for token in ("[CLS]", "[SEP]", "[PAD]", "[DEC]", "[ENC]"):
+        i = _special_id(tok, token)
+        if i is None:
+            problems.append(f"no {token} token")
+        elif i >= vocab_size:
+            problems.append(f"{token} has id {i}, outside the model's {vocab_size}-row embedding")
+    if len(tok) > vocab_size:
+        problems.append(f"it can emit ids up to {len(tok) - 1} but the model has {vocab_size} token embeddings")
+    if problems:
+        raise ScoringError(f"{what}: the tokenizer does not fit the model: {'; '.join(problems)}",
+                           hint=f"point {setting} at a directory holding bert-base-uncased's vocab.txt")
 
 
 def minilm_vocab_dir() -> Path:
