@@ -145,8 +145,9 @@ async def test_bad_arguments_are_tool_errors_that_say_what_to_change(server):
     assert cands.is_error and "candidates" in cands.content[0].text
 
 
-async def test_score_image_scores_a_run_or_a_file(server, tmp_path):
-    png = tmp_path / "white.png"
+async def test_score_image_scores_a_run_or_a_file(server, settings):
+    settings.home.mkdir(parents=True, exist_ok=True)
+    png = settings.home / "white.png"
     Image.new("RGB", (32, 32), "white").save(png)
     async with Client(server) as c:
         by_path = await c.call_tool("score_image", {"path": str(png), "prompt": "white"})
@@ -155,7 +156,7 @@ async def test_score_image_scores_a_run_or_a_file(server, tmp_path):
         not_image = await c.call_tool("score_image", {"path": __file__, "prompt": "x"})
     assert by_path.structured_content["total"] == pytest.approx(1.0)
     assert by_run.structured_content["total"] == pytest.approx(run.structured_content["scores"]["total"])
-    assert not_image.is_error and "not an image" in not_image.content[0].text
+    assert not_image.is_error and "not an image file inside COMFYGEN_HOME" in not_image.content[0].text
 
 
 async def test_missing_weights_skip_scoring_but_still_return_the_image(settings):

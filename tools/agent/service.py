@@ -385,11 +385,23 @@ class ComfyGen:
             logger.exception("scoring failed")
             return None, f"scoring failed ({type(e).__name__}: {e})"
 
-    async def score_path(self, path: str, prompt: str) -> ScoresOut:
-        prompt = check_prompt(prompt)
-        p = Path(path).expanduser()
-        if not p.is_file():
-            raise StoreError(f"no image file at {path}", hint="pass a run_id, or the image_path a run returned")
+    def readable_image(self, path: str) -> Path:
+        """``path`` resolved, when it is an image file inside COMFYGEN_HOME or a folder of COMFYGEN_IMAGE_DIRS.
+
+        Every refusal (outside those folders, missing, not a file, not an image) gives the same message,
+        so a caller cannot learn whether a file exists elsewhere on the server's disk.
+        """
+        roots = [self.settings.home, *(Path(d) for d in self.settings.image_dirs)]
+        refused = GuardError(f"cannot score {path}: not an image file inside COMFYGEN_HOME or COMFYGEN_IMAGE_DIRS",
+                             hint="pass a run_id, or the image_path a run returned; to score images from another "
+                                  "folder, add it to COMFYGEN_IMAGE_DIRS on the server")
+        try:
+            p = Path(path).expanduser().resolve(strict=True)  # symlinks resolved: a link out of home is outside
+            allowed = [r.expanduser().resolve() for r in roots]
+        except (OSError, RuntimeError, ValueError):
+            raise refused from None
+        if not any(p == r or p.is_relative_to(r) for r in allowed) or not p.is_file():
+            raise refused
         if p.stat().st_size > 64 * 1024 * 1024:
             raise GuardError(f"{path} is larger than 64 MB", hint="score a smaller image")
         try:
@@ -397,9 +409,13 @@ class ComfyGen:
 
             with Image.open(p) as im:
                 im.verify()
-        except Exception as e:  # PIL raises many types for non-images
-            raise GuardError(f"{path} is not an image PIL can read ({type(e).__name__})",
-                             hint="pass a PNG, JPEG or WebP file") from None
+        except Exception:  # PIL raises many types for non-images
+            raise refused from None
+        return p
+
+    async def score_path(self, path: str, prompt: str) -> ScoresOut:
+        prompt = check_prompt(prompt)
+        p = self.readable_image(path)
         results, skipped = await self.score_images([p], prompt)
         if results is None:
             return ScoresOut(skipped=skipped)
