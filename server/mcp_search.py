@@ -8,7 +8,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import Field
 
-from ..tools.agent.models import SearchOut
+from ..tools.agent.models import MAX_SAFE_SEED, SearchOut
 from ..tools.agent.noise import noise_search as run_noise_search
 from .mcp_tools import Prompt, parse_size, reporter, service, tool_errors, with_image
 
@@ -29,8 +29,9 @@ def register(mcp: MCPServer) -> None:
         budget: Annotated[int, Field(description="Candidate images to generate and score.", ge=2, le=64)] = 8,
         size: Annotated[str | None, Field(description="WIDTHxHEIGHT; empty for the flow's own size.",
                                           max_length=20)] = None,
-        seed: Annotated[int, Field(description="Base seed all candidate noises derive from (reproducible).",
-                                   ge=0, le=2**63 - 1)] = 0,
+        seed: Annotated[int, Field(description="Base seed all candidate noises derive from (reproducible), "
+                                               "an integer 0..9007199254740991 (2^53-1).",
+                                   ge=0, le=MAX_SAFE_SEED)] = 0,
         negative: Annotated[str | None, Field(description="Negative prompt.", max_length=4000)] = None,
         wall_time_s: Annotated[float, Field(description="Stop after this many seconds with the best so far.",
                                             gt=0, le=3600)] = 45.0,

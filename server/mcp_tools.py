@@ -21,7 +21,7 @@ from mcp.types import CallToolResult, ImageContent, TextContent, ToolAnnotations
 from pydantic import Field
 
 from ..tools.agent.models import (
-    CategoriesOut, FlowOut, RunOut, ScoresOut, ScoreTableOut, StatusOut, SuggestOut,
+    MAX_SAFE_SEED, CategoriesOut, FlowOut, RunOut, ScoresOut, ScoreTableOut, StatusOut, SuggestOut,
 )
 from ..tools.agent.runs import DEFAULT_WAIT_S
 from ..tools.agent.service import ComfyGen
@@ -174,8 +174,9 @@ def register_tools(mcp: MCPServer) -> None:
             description="Flow to run; empty: the planner's top pick for this prompt.", max_length=200)] = None,
         negative: Annotated[str | None, Field(description="Negative prompt; empty keeps the flow's own.",
                                               max_length=4000)] = None,
-        seed: Annotated[int | None, Field(description="Seed for reproducibility; empty for random.",
-                                          ge=0, le=2**63 - 1)] = None,
+        seed: Annotated[int | None, Field(description="Seed for reproducibility, an integer 0..9007199254740991 "
+                                                      "(2^53-1, exact in every JSON client); empty for random.",
+                                          ge=0, le=MAX_SAFE_SEED)] = None,
         size: Annotated[str | None, Field(description="WIDTHxHEIGHT, multiples of 8, e.g. 1024x768; empty for "
                                                       "the flow's own size.", max_length=20)] = None,
         accelerate: Annotated[Literal["none", "compile", "cache-adaptive", "cache-periodic", "cache-auto", "auto"],

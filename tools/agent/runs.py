@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ...flow_library.model import Flow
-from .models import CandidateOut, RunOut, ScoresOut
+from .models import MAX_SAFE_SEED, CandidateOut, RunOut, ScoresOut
 from .progress import ProgressTracker, ReportFn
 
 if TYPE_CHECKING:
@@ -212,7 +212,8 @@ def record_to_out(record: Any, *, why_flow: str | None = None, totals: list[floa
     out = outputs[best] if outputs else None
     return RunOut(
         run_id=str(record.id), status=record.status, prompt=record.prompt, flow_id=record.flow_id, why_flow=why_flow,
-        seed=record.seed, width=params.get("width"), height=params.get("height"), endpoint=record.endpoint,
+        seed=record.seed, seed_text=str(record.seed) if record.seed is not None and record.seed > MAX_SAFE_SEED else None,
+        width=params.get("width"), height=params.get("height"), endpoint=record.endpoint,
         image_path=str(out.path) if out else None, image_uri=f"run://{record.id}" if out else None, scores=scores,
         candidates=[CandidateOut(index=i, path=str(o.path), total=None if t is None else round(t, 5))
                     for i, (o, t) in enumerate(zip(outputs, totals))] if len(outputs) > 1 else [],

@@ -28,7 +28,7 @@ from ..errors import (
 )
 from ..settings import Settings, get_settings
 from .models import (
-    CategoriesOut, CategoryOut, DetectedCategory, EndpointOut, FlowOut, FlowSuggestion, ScoresOut, ScoreTableOut,
+    MAX_SEED, CategoriesOut, CategoryOut, DetectedCategory, EndpointOut, FlowOut, FlowSuggestion, ScoresOut, ScoreTableOut,
     StatusOut, SuggestOut, TableEntry,
 )
 from .progress import ProgressTracker, ReportFn
@@ -453,8 +453,9 @@ class ComfyGen:
             if value is not None and (value < 64 or value > self.settings.max_side or value % 8):
                 raise GuardError(f"{name}={value} is not allowed",
                                  hint=f"use a multiple of 8 between 64 and {self.settings.max_side}")
-        if seed is not None and not 0 <= seed < 2**63:
-            raise GuardError(f"seed={seed} is out of range", hint="use 0..2**63-1, or leave it empty for a random seed")
+        if seed is not None and not 0 <= seed <= MAX_SEED:
+            raise GuardError(f"seed={seed} is out of range", hint=f"use 0..{MAX_SEED} (ComfyUI's range), or leave it "
+                                                                  "empty for a random seed")
         pool = self.pool
         if flow_id is None:
             await self.refresh_installed()  # so the pick prefers flows that can run here
