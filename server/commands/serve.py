@@ -37,7 +37,7 @@ def register(app: typer.Typer) -> None:
         settings = get_settings()
         if endpoint:
             settings = settings.model_copy(update={"comfyui_urls": list(endpoint)})
-        mcp = build_server(settings)
+        mcp = build_server(settings, exit_when_detached=True)
         if transport is Transport.stdio:
             mcp.run("stdio")
             return

@@ -118,6 +118,7 @@ class RunOut(BaseModel):
     progress: str | None = Field(None, description="Last progress seen while the run is still going.")
     error: str | None = None
     next_step: str | None = Field(None, description="What to do next, when the run is not finished.")
+    note: str | None = Field(None, description="For a noise search's best run: how many candidates, why it stopped.")
 
 
 class EndpointOut(BaseModel):

@@ -8,7 +8,9 @@ in-process against the same object.
 Runs started by :meth:`generate` are jobs owned by this object, not by the call that started them: a
 call that has waited ``wait_s`` returns the run id with status "running", the job goes on, and
 :meth:`get_run` waits for it (or resumes it from the run store after a restart). Cancelling the call
-cancels the job, which interrupts ComfyUI.
+cancels the job, which interrupts ComfyUI, when ``cancel_if`` says the cancel was asked for (see
+``runs.py``). On leaving ``async with``, jobs in flight are cancelled (the CLI), or with
+``keep_runs_on_close`` left to ComfyUI for a later ``get_run`` (the MCP server).
 """
 
 from __future__ import annotations
@@ -78,8 +80,9 @@ class ComfyGen:
     def __init__(self, settings: Settings | None = None, *, library: FlowLibrary | None = None,
                  table: Any | None = None, scorer_factory: ScorerFactory | None = None,
                  planner: Any | None = None, classifier: Any | None = None, pool: Any | None = None,
-                 store: Any | None = None):
+                 store: Any | None = None, keep_runs_on_close: bool = False):
         self.settings = settings or get_settings()
+        self.keep_runs_on_close = keep_runs_on_close
         self._library = library
         self._table = table
         self._scorer_factory = scorer_factory or default_scorer_factory
@@ -107,7 +110,11 @@ class ComfyGen:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        await self.jobs.close()
+        if self.keep_runs_on_close:
+            if self.jobs.detach():
+                return  # the jobs still use the pool; the process ends without interrupting them (server/app.py)
+        else:
+            await self.jobs.close()
         if self._pool is not None and self._own_pool:
             await self._pool.__aexit__(None, None, None)
             self._pool = None
@@ -441,7 +448,7 @@ class ComfyGen:
     async def generate(self, prompt: str, *, flow_id: str | None = None, negative: str | None = None,
                        seed: int | None = None, width: int | None = None, height: int | None = None,
                        accelerate: str = "none", candidates: int = 1, wait_s: float | None = None,
-                       report: ReportFn | None = None) -> Any:
+                       report: ReportFn | None = None, cancel_if: Callable[[], bool] | None = None) -> Any:
         """Run a flow for the prompt, score the images, keep the best. Returns a RunOut."""
         prompt = check_prompt(prompt)
         if accelerate not in ACCELERATE_MODES:
@@ -464,16 +471,17 @@ class ComfyGen:
         job = self.jobs.start(flow, why, prompt, pool=pool, tracker=tracker, negative=negative, seed=seed,
                               width=width, height=height, accelerate=accelerate, candidates=candidates)
         try:
-            return await self.jobs.wait(job, wait_s)
+            return await self.jobs.wait(job, wait_s, cancel_if=cancel_if)
         except ComfyUIError as e:
             if not e.url:  # say which servers were tried
                 e.url = ", ".join(self.settings.comfyui_urls)
             raise
 
-    async def get_run(self, run_id: str, *, wait_s: float | None = 0.0, report: ReportFn | None = None) -> Any:
+    async def get_run(self, run_id: str, *, wait_s: float | None = 0.0, report: ReportFn | None = None,
+                      cancel_if: Callable[[], bool] | None = None) -> Any:
         if not isinstance(run_id, str) or not run_id.strip():
             raise StoreError("run_id is empty", hint="pass the run_id that generate returned")
-        return await self.jobs.get(run_id.strip(), wait_s=wait_s, report=report)
+        return await self.jobs.get(run_id.strip(), wait_s=wait_s, report=report, cancel_if=cancel_if)
 
     def record(self, run_id: str) -> Any:
         try:
