@@ -78,10 +78,12 @@ def build_server(settings: Settings | None = None, *, scorer_factory: ScorerFact
 
     @asynccontextmanager
     async def lifespan(_: MCPServer) -> AsyncIterator[ComfyGen]:
-        async with cg:
-            yield cg
-        if exit_when_detached and cg.jobs.detached:
-            leave_runs_and_exit(len(cg.jobs.detached))
+        try:
+            async with cg:
+                yield cg
+        finally:  # also when the server is stopped by Ctrl-C (a cancellation)
+            if exit_when_detached and cg.jobs.detached:
+                leave_runs_and_exit(len(cg.jobs.detached))
 
     mcp: MCPServer = MCPServer("comfygen", title="comfygen", version=version(), instructions=INSTRUCTIONS,
                                lifespan=lifespan,

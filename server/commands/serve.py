@@ -27,8 +27,13 @@ def register(app: typer.Typer) -> None:
         endpoint: list[str] = typer.Option([], "--endpoint", "-e",
                                            help="ComfyUI URL (repeatable; default: $COMFYGEN_COMFYUI_URLS)."),
     ) -> None:
-        """Run the comfygen MCP server."""
+        """Run the comfygen MCP server. Runs in flight when it stops (session closed, SIGTERM, Ctrl-C) go on
+        on ComfyUI; get_run in a later session finishes them."""
         import anyio
+
+        from ...tools.sigterm import sigterm_as_ctrl_c
+
+        sigterm_as_ctrl_c("leave")  # a stopped server leaves its runs to ComfyUI (uvicorn handles HTTP's itself)
 
         from ...tools.settings import get_settings
         from ..app import build_server
