@@ -20,7 +20,7 @@ from mcp.server.mcpserver import MCPServer
 from ..tools.agent.service import ComfyGen, ScorerFactory, tiny_scorer_factory
 from ..tools.settings import Settings, get_settings
 from .mcp_resources import register_resources
-from .mcp_tools import register_tools
+from .mcp_tools import refuse_unknown_arguments, register_tools
 
 logger = logging.getLogger(__name__)
 
@@ -89,5 +89,6 @@ def build_server(settings: Settings | None = None, *, scorer_factory: ScorerFact
                                lifespan=lifespan,
                                log_level="WARNING")
     register_tools(mcp)
+    refuse_unknown_arguments(mcp)
     register_resources(mcp, cg)
     return mcp

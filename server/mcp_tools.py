@@ -268,6 +268,32 @@ def register_tools(mcp: MCPServer) -> None:
     register_search(mcp)
 
 
+def refuse_unknown_arguments(mcp: MCPServer) -> None:
+    """Make every tool refuse arguments it does not take (the SDK drops them silently): a misspelt ``seeds`` or
+    ``steps`` would otherwise run with defaults the model did not ask for. The schemas say so too
+    (``additionalProperties: false``)."""
+    from pydantic import model_validator
+    from pydantic_core import PydanticCustomError
+
+    for tool in mcp._tool_manager.list_tools():  # noqa: SLF001 - the SDK has no public hook for this
+        base = tool.fn_metadata.arg_model
+        names = {f.alias or n for n, f in base.model_fields.items()} | set(base.model_fields)
+        takes = ", ".join(sorted({f.alias or n for n, f in base.model_fields.items()})) or "no arguments"
+
+        def check(cls: Any, data: Any, *, _names: set[str] = names, _tool: str = tool.name, _takes: str = takes) -> Any:
+            if isinstance(data, dict):
+                unknown = sorted(str(k) for k in data if k not in _names)
+                if unknown:
+                    raise PydanticCustomError("unknown_argument", "unknown argument(s) {unknown}: {tool} takes {takes}",
+                                              {"unknown": ", ".join(unknown), "tool": _tool, "takes": _takes})
+            return data
+
+        strict = type(base.__name__, (base,), {"__module__": base.__module__,
+                                               "_refuse_unknown": model_validator(mode="before")(classmethod(check))})
+        tool.fn_metadata.arg_model = strict
+        tool.parameters = {**tool.parameters, "additionalProperties": False}
+
+
 def register_search(mcp: MCPServer) -> None:
     """``noise_search``, when the noise-search module is installed in this tree."""
     try:
