@@ -79,12 +79,12 @@ class RawServer:
         return self.request("tools/call", {"name": tool, "arguments": args}, timeout)["result"]
 
     def end(self, how: str, timeout: float = 15) -> int:
-        """End the session: 'close' (stdin closed, what clients do first), 'sigterm' or 'sigkill'."""
+        """End the session: 'close' (stdin closed, what clients do first), 'sigint', 'sigterm' or 'sigkill'."""
         if how == "close":
             assert self.proc.stdin is not None
             self.proc.stdin.close()
         else:
-            self.proc.send_signal(signal.SIGTERM if how == "sigterm" else signal.SIGKILL)
+            self.proc.send_signal({"sigint": signal.SIGINT, "sigterm": signal.SIGTERM, "sigkill": signal.SIGKILL}[how])
         return self.proc.wait(timeout)
 
     def kill(self) -> None:

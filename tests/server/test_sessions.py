@@ -3,6 +3,8 @@ and get_run in a later session finishes it. Only an explicit cancel cancels. Rea
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from fakecomfy import FakeComfyUI
 from mcp_helpers import library_models
@@ -40,7 +42,7 @@ def _only_run(home):
     return runs[0]
 
 
-@pytest.mark.parametrize("how", ["close", "sigterm", "sigkill"])
+@pytest.mark.parametrize("how", ["close", "sigint", "sigterm", "sigkill"])
 def test_a_session_that_ends_mid_run_leaves_the_run_to_comfyui_and_a_later_get_run_finishes_it(
         slow, servers, tmp_path, how):
     env = server_env(tmp_path / "home", slow.url)
@@ -132,3 +134,36 @@ async def test_a_long_noise_search_returns_an_id_and_get_run_returns_its_best_im
     assert not out["run_id"].startswith("search-") and out["scores"]["total"] is not None
     assert "stopped" in out["note"]
     assert unknown.is_error and "ended with the server process" in unknown.content[0].text
+
+
+@pytest.mark.anyio
+async def test_a_run_another_live_process_drives_is_followed_not_run_a_second_time(tmp_path):
+    import subprocess
+    import sys
+
+    from mcp_helpers import pixel_scorers, shared_library
+
+    from comfygen.tools.agent.service import ComfyGen
+    from comfygen.tools.settings import Settings
+
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # "another comfygen process"
+    try:
+        async with FakeComfyUI(models=library_models()) as fake:
+            settings = Settings(home=tmp_path / "home", comfyui_urls=[fake.url])
+            async with ComfyGen(settings, scorer_factory=pixel_scorers, library=shared_library()) as cg:
+                rec = cg.store.create(prompt="a fox", flow_id="sd15-base", graph={"1": {"class_type": "X", "inputs": {}}},
+                                      comfy_prompt_id="p-1", endpoint=fake.url)
+                cg.store.mark_running(rec.id)
+                cg.store._db.execute("UPDATE runs SET pid=? WHERE id=?", (other.pid, rec.id))
+                out = await cg.get_run(rec.id, wait_s=0.6)
+                asked = [p for m, p in fake.requests if "p-1" in p or "/history" in p]
+                other.kill()
+                other.wait()
+                taken_over = await cg.get_run(rec.id, wait_s=0.5)
+                driver = cg.store.get(rec.id).pid
+    finally:
+        if other.poll() is None:
+            other.kill()
+    assert out.status == "running" and f"pid {other.pid}" in out.next_step and not asked
+    assert driver == os.getpid() and "another comfygen process" not in taken_over.next_step  # its driver died:
+    # this process took it over
