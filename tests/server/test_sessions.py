@@ -151,8 +151,9 @@ async def test_a_run_another_live_process_drives_is_followed_not_run_a_second_ti
         async with FakeComfyUI(models=library_models()) as fake:
             settings = Settings(home=tmp_path / "home", comfyui_urls=[fake.url])
             async with ComfyGen(settings, scorer_factory=pixel_scorers, library=shared_library()) as cg:
-                rec = cg.store.create(prompt="a fox", flow_id="sd15-base", graph={"1": {"class_type": "X", "inputs": {}}},
-                                      comfy_prompt_id="p-1", endpoint=fake.url)
+                graph = {"1": {"class_type": "X", "inputs": {}}}
+                rec = cg.store.create(prompt="a fox", flow_id="sd15-base", graph=graph, comfy_prompt_id="p-1",
+                                      endpoint=fake.url)
                 cg.store.mark_running(rec.id)
                 cg.store._db.execute("UPDATE runs SET pid=? WHERE id=?", (other.pid, rec.id))
                 out = await cg.get_run(rec.id, wait_s=0.6)

@@ -220,8 +220,7 @@ class RunJobs:
         """A search's result as get_run's reply: the best image's run, with what the search did."""
         if isinstance(out, RunOut):
             return out
-        best = out.best.model_copy(update={"note": out.note, "why_flow": out.best.why_flow or job.why})
-        return best
+        return out.best.model_copy(update={"note": out.note, "why_flow": out.best.why_flow or job.why})
 
     async def _watch(self, run_id: str, wait_s: float | None) -> RunOut:
         """A run that another live process drives: follow its record instead of running it a second time."""
@@ -323,7 +322,7 @@ def record_to_out(record: Any, *, why_flow: str | None = None, totals: list[floa
     out = outputs[best] if outputs else None
     return RunOut(
         run_id=str(record.id), status=record.status, prompt=record.prompt, flow_id=record.flow_id, why_flow=why_flow,
-        seed=record.seed, seed_text=str(record.seed) if record.seed is not None and record.seed > MAX_SAFE_SEED else None,
+        seed=record.seed, seed_text=None if record.seed is None or record.seed <= MAX_SAFE_SEED else str(record.seed),
         width=params.get("width"), height=params.get("height"), endpoint=record.endpoint,
         image_path=str(out.path) if out else None, image_uri=f"run://{record.id}" if out else None, scores=scores,
         candidates=[CandidateOut(index=i, path=str(o.path), total=None if t is None else round(t, 5))

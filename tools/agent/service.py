@@ -30,8 +30,8 @@ from ..errors import (
 )
 from ..settings import Settings, get_settings
 from .models import (
-    MAX_SEED, CategoriesOut, CategoryOut, DetectedCategory, EndpointOut, FlowOut, FlowSuggestion, ScoresOut, ScoreTableOut,
-    StatusOut, SuggestOut, TableEntry,
+    MAX_SEED, CategoriesOut, CategoryOut, DetectedCategory, EndpointOut, FlowOut, FlowSuggestion, ScoresOut,
+    ScoreTableOut, StatusOut, SuggestOut, TableEntry,
 )
 from .progress import ProgressTracker, ReportFn
 from .runs import RunJobs, record_to_out
