@@ -176,3 +176,28 @@ def test_fractional_area_inputs_stay_fractions(graphs, settings):
         "conditioning": ["6", 0], "width": 0.5, "height": "0.5", "x": 0, "y": 0, "strength": 1.0}}
     guard(g, settings)
     assert g["20"]["inputs"]["width"] == 0.5 and g["20"]["inputs"]["height"] == 0.5
+
+
+@pytest.mark.anyio
+async def test_a_workflow_with_steps_as_text_never_reaches_comfyui(tmp_path):
+    from fakecomfy import FakeComfyUI
+
+    from comfygen.flow_library.library import FlowLibrary
+    from comfygen.tools.comfy.pool import EndpointPool
+    from comfygen.tools.pipeline import run_flow
+    from comfygen.tools.store import RunStore
+
+    flow = FlowLibrary.default().get("sd15-base")
+    sampler = next(n for n, node in flow.graph.items() if node["class_type"] == "KSampler")
+
+    def downloaded(graph):  # what a shared workflow file can hold: numbers as text
+        graph[sampler]["inputs"]["steps"] = "250"
+        return graph
+
+    settings = Settings(home=tmp_path, max_steps=200)
+    async with FakeComfyUI() as fake, EndpointPool([fake.url]) as pool:
+        with RunStore(tmp_path / "runs.sqlite") as store, pytest.raises(GuardError) as e:
+            await run_flow(flow, "a cat", width=64, height=64, pool=pool, store=store, settings=settings,
+                           rewrite=downloaded)
+    assert "steps 250 is above the limit of 200" in e.value.message
+    assert not [p for m, p in fake.requests if m == "POST" and p == "/prompt"]
