@@ -168,3 +168,50 @@ async def test_a_run_another_live_process_drives_is_followed_not_run_a_second_ti
     assert out.status == "running" and f"pid {other.pid}" in out.next_step and not asked
     assert driver == os.getpid() and "another comfygen process" not in taken_over.next_step  # its driver died:
     # this process took it over
+
+
+def test_sigterm_to_the_http_server_leaves_the_run_to_comfyui_and_exits_promptly(slow, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+    from http_helpers import free_port
+
+    home, port = tmp_path / "home", free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "comfygen.server", "--transport", "http", "--port", str(port)],
+                            env=server_env(home, slow.url), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}/mcp"
+    headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+    init = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+    try:
+        wait_for(lambda: _answers(url, init, headers), timeout=60, what="the HTTP server to start")
+        with httpx.Client(timeout=30) as http:
+            r = http.post(url, json=init, headers=headers)
+            session = {**headers, "mcp-session-id": r.headers["mcp-session-id"], "mcp-protocol-version": "2025-06-18"}
+            http.post(url, json={"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=session)
+            call = {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                    "params": {"name": "generate", "arguments": {**GEN, "wait_s": 600}}}
+            with http.stream("POST", url, json=call, headers=session):
+                wait_for(lambda: slow.running is not None, what="ComfyUI to execute the prompt")
+                t0 = time.monotonic()
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(30)
+                stopped_in = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    record = _only_run(home)
+    assert record.status == "running" and not slow.interrupts, proc.stderr.read().decode() if proc.stderr else ""
+    assert stopped_in < 15  # a call waiting on a run does not hold the stop up for its wait_s
+
+
+def _answers(url, init, headers) -> bool:
+    import httpx
+
+    try:
+        return httpx.post(url, json=init, headers=headers, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
