@@ -201,3 +201,15 @@ async def test_a_workflow_with_steps_as_text_never_reaches_comfyui(tmp_path):
                            rewrite=downloaded)
     assert "steps 250 is above the limit of 200" in e.value.message
     assert not [p for m, p in fake.requests if m == "POST" and p == "/prompt"]
+
+
+@pytest.mark.parametrize("seed,ok", [(2**64 - 1, True), ("18446744073709551615", True), (2**64, False), (-1, False)])
+def test_seeds_stay_in_comfyuis_range(graphs, settings, seed, ok):
+    g = graphs["sd15"]
+    g["3"]["inputs"]["seed"] = seed
+    if ok:
+        guard(g, settings)
+        assert g["3"]["inputs"]["seed"] == 2**64 - 1
+    else:
+        with pytest.raises(GuardError, match="outside ComfyUI's range"):
+            guard(g, settings)

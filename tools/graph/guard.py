@@ -11,7 +11,7 @@
   no drive letter, no control characters.
 - Bounds from Settings: width/height <= ``max_side``, steps <= ``max_steps``, images per prompt
   <= ``max_batch``, and the side an upscale (``scale_by``, ``upscale_by``, ``megapixels``) leads to
-  <= ``max_side``. A bounded input given as text (``"250"``) or as a float (``250.0``) is converted the
+  <= ``max_side``, seeds within ComfyUI's 0..2**64-1. A bounded input given as text (``"250"``) or as a float (``250.0``) is converted the
   way ComfyUI converts it (``int()``/``float()`` by the input's schema type) *before* the bound is
   checked, and the converted number is written back into the graph, so what is checked is what runs;
   text that is not a number, and fractions where ComfyUI wants an integer, are refused.
@@ -47,7 +47,9 @@ _DRIVE = re.compile(r"^[A-Za-z]:")
 _SIZE_INPUTS = ("width", "height", "empty_latent_width", "empty_latent_height", "target_width", "target_height")
 _BATCH_INPUTS = ("batch_size", "amount")
 _SCALE_INPUTS = ("scale_by", "upscale_by")  # factors on the incoming image/latent size
-_BOUNDED = frozenset((*_SIZE_INPUTS, *_BATCH_INPUTS, *_SCALE_INPUTS, "steps", "megapixels"))
+_SEED_INPUTS = ("seed", "noise_seed")
+MAX_SEED = 2**64 - 1  # ComfyUI's own maximum (0xffffffffffffffff)
+_BOUNDED = frozenset((*_SIZE_INPUTS, *_BATCH_INPUTS, *_SCALE_INPUTS, *_SEED_INPUTS, "steps", "megapixels"))
 _SIZED_TYPES = ("IMAGE", "LATENT", "MASK")
 MAX_SCALE = 8.0  # ComfyUI's own maximum for ImageScaleBy / LatentUpscaleBy
 
@@ -233,6 +235,9 @@ def guard(graph: Graph, settings: Any, *, allowed_packs: Iterable[str] = (), sch
                 raise GuardError(f"{where}: megapixels {v} is above the limit of {max_side}x{max_side} px",
                                  hint=f"ask for at most {max_side * max_side / 1e6:.1f} megapixels "
                                       "(or raise COMFYGEN_MAX_SIDE)")
+            if name in _SEED_INPUTS and not 0 <= v <= MAX_SEED:
+                raise GuardError(f"{where}: {name} {v} is outside ComfyUI's range 0..{MAX_SEED}",
+                                 hint="use a seed between 0 and 2**64-1")
             if kind == "FLOAT" and name not in _SCALE_INPUTS and name != "megapixels":
                 continue  # e.g. ConditioningSetAreaPercentage's width: a fraction, not pixels
             if name in _SIZE_INPUTS and v > max_side:
