@@ -79,3 +79,13 @@ def test_on_sigterm_leave_keeps_the_old_way_for_those_who_ask(slow, tmp_path):
     code = _term_when_running(proc, slow)
     assert code == -signal.SIGTERM
     assert [r.status for r in _runs(home)] == ["running"] and not slow.interrupts
+
+
+def test_sigterm_to_comfygen_search_cancels_its_prompts(slow, tmp_path):
+    home = tmp_path / "home"
+    proc = _start(["search", "-p", "a slow fox", "-f", "sd15-base", "--candidates", "4", "--batch", "2",
+                   "--size", "64x64", "--verifiers", "aesthetic", "--tiny-verifiers", "-e", slow.url], home, slow.url)
+    _term_when_running(proc, slow)
+    runs = _runs(home)
+    assert runs and all(r.status == "cancelled" for r in runs), [(r.status, r.error) for r in runs]
+    assert slow.interrupts and slow.running is None and not slow.pending
