@@ -215,3 +215,34 @@ def _answers(url, init, headers) -> bool:
         return httpx.post(url, json=init, headers=headers, timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+@pytest.mark.anyio
+async def test_a_get_run_waiting_on_a_run_another_call_cancels_answers_with_the_cancelled_run(tmp_path):
+    import anyio
+    from mcp_helpers import pixel_scorers, shared_library
+
+    from comfygen.tools.agent.service import ComfyGen
+    from comfygen.tools.settings import Settings
+
+    async with FakeComfyUI(models=library_models(), steps=60, step_time=0.05) as fake:
+        settings = Settings(home=tmp_path / "home", comfyui_urls=[fake.url])
+        async with ComfyGen(settings, scorer_factory=pixel_scorers, library=shared_library()) as cg:
+            first = await cg.generate("a slow fox", flow_id="sd15-base", width=64, height=64, wait_s=0)
+            answers, caller = [], anyio.CancelScope()
+
+            async def other_waiter():
+                answers.append(await cg.get_run(first.run_id, wait_s=600))
+
+            async def cancelling_caller():
+                with caller:
+                    await cg.get_run(first.run_id, wait_s=600)
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(other_waiter)
+                tg.start_soon(cancelling_caller)
+                with anyio.fail_after(10):
+                    while fake.running is None:
+                        await anyio.sleep(0.02)
+                caller.cancel()  # an in-process caller's own cancel: it cancels the run
+    assert len(answers) == 1 and answers[0].status == "cancelled" and fake.interrupts

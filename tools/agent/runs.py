@@ -161,6 +161,9 @@ class RunJobs:
             return self._running(job)
         except asyncio.CancelledError:
             job.tracker.report = None
+            me = asyncio.current_task()
+            if job.task.done() and me is not None and not me.cancelling():
+                return self._result(job)  # the job was cancelled by another call; this one is not
             if cancel_if is None or cancel_if():
                 job.task.cancel()  # the ComfyUI client interrupts the prompt and dequeues it
             else:
@@ -210,6 +213,10 @@ class RunJobs:
     def _result(self, job: Job) -> RunOut:
         assert job.task is not None
         if job.kind == "search":
+            if job.task.cancelled():
+                from ..errors import Cancelled
+
+                raise Cancelled(f"noise search {job.run_id} was cancelled", hint="run noise_search again")
             return self._as_run(job, job.task.result())  # a failed search raises its error here
         if job.task.cancelled() or job.task.exception() is not None:
             return self._stored(self.service.record(job.run_id))  # type: ignore[arg-type]
