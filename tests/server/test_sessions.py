@@ -225,7 +225,7 @@ async def test_a_get_run_waiting_on_a_run_another_call_cancels_answers_with_the_
     from comfygen.tools.agent.service import ComfyGen
     from comfygen.tools.settings import Settings
 
-    async with FakeComfyUI(models=library_models(), steps=60, step_time=0.05) as fake:
+    async with FakeComfyUI(models=library_models(), steps=200, step_time=0.05) as fake:
         settings = Settings(home=tmp_path / "home", comfyui_urls=[fake.url])
         async with ComfyGen(settings, scorer_factory=pixel_scorers, library=shared_library()) as cg:
             first = await cg.generate("a slow fox", flow_id="sd15-base", width=64, height=64, wait_s=0)
@@ -244,5 +244,7 @@ async def test_a_get_run_waiting_on_a_run_another_call_cancels_answers_with_the_
                 with anyio.fail_after(10):
                     while fake.running is None:
                         await anyio.sleep(0.02)
+                await anyio.sleep(0.3)  # both calls are waiting on the run now
+                assert fake.running is not None
                 caller.cancel()  # an in-process caller's own cancel: it cancels the run
     assert len(answers) == 1 and answers[0].status == "cancelled" and fake.interrupts
