@@ -68,7 +68,15 @@ def test_a_session_that_ends_mid_run_leaves_the_run_to_comfyui_and_a_later_get_r
     assert rid
 
 
-def test_an_explicit_cancel_interrupts_comfyui_and_records_the_run_cancelled(slow, servers, tmp_path):
+@pytest.fixture
+def slower():
+    fake = FakeComfyUI(models=library_models(), steps=600, step_time=0.05).start_in_thread()  # ~30 s unless cancelled
+    yield fake
+    fake.stop()
+
+
+def test_an_explicit_cancel_interrupts_comfyui_and_records_the_run_cancelled(slower, servers, tmp_path):
+    slow = slower  # a loaded machine must not let the run end before the cancel arrives
     server = servers(server_env(tmp_path / "home", slow.url))
     rid = server.start("tools/call", {"name": "generate", "arguments": {**GEN, "wait_s": 600}})
     wait_for(lambda: slow.running is not None, what="ComfyUI to execute the prompt")
