@@ -17,7 +17,7 @@ GEN = {"prompt": "a slow red fox", "flow_id": "sd15-base", "size": "64x64", "see
 
 @pytest.fixture
 def slow():
-    fake = FakeComfyUI(models=library_models(), steps=40, step_time=0.08).start_in_thread()  # ~3 s per run
+    fake = FakeComfyUI(models=library_models(), steps=60, step_time=0.08).start_in_thread()  # ~5 s per run
     yield fake
     fake.stop()
 
