@@ -273,7 +273,10 @@ async def _generate(cfg: EvalConfig, todo: Sequence[tuple[Strategy, Prompt, int]
 
 
 def run_config(path: str | Path, *, settings: Settings | None = None, out_dir: str | Path | None = None) -> Path:
-    """Synchronous entry point (CLI)."""
+    """Synchronous entry point (CLI). SIGTERM then cancels like Ctrl-C (``COMFYGEN_ON_SIGTERM=leave`` to not)."""
+    from ..tools.sigterm import sigterm_as_ctrl_c
+
+    sigterm_as_ctrl_c()
     return asyncio.run(run_eval(load_config(path), settings=settings, out_dir=out_dir))
 
 

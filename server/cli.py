@@ -22,7 +22,15 @@ err_console = Console(stderr=True)
 
 
 @app.callback()
-def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug output to stderr.")) -> None:
+def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug output to stderr."),
+          on_sigterm: str | None = typer.Option(
+              None, "--on-sigterm", envvar="COMFYGEN_ON_SIGTERM", show_default=False,
+              help="What SIGTERM does to a running command: 'cancel' (default, like Ctrl-C: ComfyUI's prompts are "
+                   "interrupted and removed, the runs recorded cancelled) or 'leave' (exit at once; ComfyUI "
+                   "finishes them; `comfygen runs recover` then lists them).")) -> None:
+    from ..tools.sigterm import sigterm_as_ctrl_c
+
+    sigterm_as_ctrl_c(on_sigterm)
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
     if not verbose:  # deprecation chatter from transformers/peft internals is not the user's business
@@ -44,6 +52,9 @@ def main(argv: list[str] | None = None) -> None:
         app(args=argv, standalone_mode=True)
     except ComfyGenError as e:
         err_console.print(f"[bold red]error:[/] {e.message}")
+        url = getattr(e, "url", None)
+        if url and url not in e.message:
+            err_console.print(f"[bold]ComfyUI URL tried:[/] {url}")
         if e.hint:
             err_console.print(f"[yellow]hint:[/] {e.hint}")
         raise SystemExit(1) from None

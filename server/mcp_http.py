@@ -1,8 +1,10 @@
 """Streamable HTTP transport with the safety the MCP spec asks for.
 
 - Binds 127.0.0.1 by default; a non-loopback bind refuses to start without a bearer token.
-- A bearer token (``--token`` / ``COMFYGEN_TOKEN``), when set, is required on every request (constant-time check).
-- Requests whose ``Origin`` is not loopback (or explicitly allowed) are refused: DNS-rebinding protection.
+- A bearer token (``--token`` / ``COMFYGEN_TOKEN``), when set, is required on every request (constant-time check;
+  the scheme is case-insensitive).
+- Requests whose ``Origin`` is not loopback (http or https, any port) or explicitly allowed are refused with a
+  403 that says why: DNS-rebinding protection. This check is the only Origin check.
   On a loopback bind the SDK also checks the ``Host`` header.
 - Request bodies are capped (``max_body`` bytes, 1 MiB by default: tool arguments are small).
 """
@@ -49,6 +51,12 @@ def origin_allowed(origin: str, allowed: list[str]) -> bool:
     return parts.scheme in ("http", "https") and parts.hostname is not None and is_loopback(parts.hostname)
 
 
+def bearer_matches(authorization: str, token: str) -> bool:
+    """``Authorization: Bearer <token>``, the scheme in any case (RFC 7235), the token compared in constant time."""
+    scheme, _, given = authorization.strip().partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+
+
 class HttpGuard:
     """ASGI middleware: Origin check, then bearer token, before the MCP app sees the request."""
 
@@ -68,12 +76,12 @@ class HttpGuard:
             await _reply(send, 403, f"Origin {origin} is not allowed (DNS-rebinding protection); "
                                     "start the server with --allow-origin to allow it")
             return
-        if self.token:
-            given = headers.get("authorization", "")
-            if not hmac.compare_digest(given.encode(), f"Bearer {self.token}".encode()):
-                await _reply(send, 401, "missing or wrong bearer token (send 'Authorization: Bearer <token>')",
-                             extra=[(b"www-authenticate", b'Bearer realm="comfygen"')])
-                return
+        if self.token and not bearer_matches(headers.get("authorization", ""), self.token):
+            await _reply(send, 401, "missing or wrong bearer token (send 'Authorization: Bearer <token>')",
+                         extra=[(b"www-authenticate", b'Bearer realm="comfygen"')])
+            return
+        if origin:  # checked here, once: the SDK's narrower list would refuse e.g. https://localhost with a bare 403
+            scope = {**scope, "headers": [(k, v) for k, v in scope.get("headers", []) if k.lower() != b"origin"]}
         await self.app(scope, receive, send)
 
 

@@ -21,12 +21,17 @@ from mcp.types import CallToolResult, ImageContent, TextContent, ToolAnnotations
 from pydantic import Field
 
 from ..tools.agent.models import (
-    CategoriesOut, FlowOut, RunOut, ScoresOut, ScoreTableOut, StatusOut, SuggestOut,
+    MAX_SAFE_SEED, CategoriesOut, FlowOut, RunOut, ScoresOut, ScoreTableOut, StatusOut, SuggestOut,
 )
 from ..tools.agent.runs import DEFAULT_WAIT_S
 from ..tools.agent.service import ComfyGen
 from ..tools.errors import ComfyGenError, ComfyUIError, GuardError
 from .mcp_sampling import SampledChoice, llm_choice, sample_choice
+
+try:
+    from mcp.shared.direct_dispatcher import DIRECT_TRANSPORT_KIND as IN_PROCESS
+except ImportError:  # pragma: no cover - other SDK versions
+    IN_PROCESS = "direct"
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +82,24 @@ def tool_errors(fn: F) -> F:
 
 def service(ctx: Context) -> ComfyGen:
     return ctx.request_context.lifespan_context
+
+
+def cancel_requested(ctx: Context) -> Callable[[], bool]:
+    """Whether the client cancelled this call (``notifications/cancelled``), as opposed to going away.
+
+    A cancelled call cancels its run (ComfyUI interrupts it); a call whose session closed, or whose
+    HTTP stream dropped, leaves the run going, for ``get_run`` in a later session. When the SDK does
+    not say, runs are kept: losing GPU work is the worse mistake.
+    """
+    try:
+        outbound = getattr(ctx.request_context.session, "_request_outbound")
+        event, kind = outbound.cancel_requested, outbound.transport.kind
+    except (AttributeError, ValueError):
+        logger.debug("this MCP SDK does not expose cancel_requested: runs outlive cancelled calls")
+        return lambda: False
+    if kind == IN_PROCESS:  # an in-process caller: its task's cancellation is the caller's own doing
+        return lambda: True
+    return event.is_set
 
 
 def reporter(ctx: Context) -> Callable[[float, float | None, str], Awaitable[None]]:
@@ -174,8 +197,9 @@ def register_tools(mcp: MCPServer) -> None:
             description="Flow to run; empty: the planner's top pick for this prompt.", max_length=200)] = None,
         negative: Annotated[str | None, Field(description="Negative prompt; empty keeps the flow's own.",
                                               max_length=4000)] = None,
-        seed: Annotated[int | None, Field(description="Seed for reproducibility; empty for random.",
-                                          ge=0, le=2**63 - 1)] = None,
+        seed: Annotated[int | None, Field(description="Seed for reproducibility, an integer 0..9007199254740991 "
+                                                      "(2^53-1, exact in every JSON client); empty for random.",
+                                          ge=0, le=MAX_SAFE_SEED)] = None,
         size: Annotated[str | None, Field(description="WIDTHxHEIGHT, multiples of 8, e.g. 1024x768; empty for "
                                                       "the flow's own size.", max_length=20)] = None,
         accelerate: Annotated[Literal["none", "compile", "cache-adaptive", "cache-periodic", "cache-auto", "auto"],
@@ -186,11 +210,13 @@ def register_tools(mcp: MCPServer) -> None:
                                                    "still going (then call get_run).", ge=0, le=3600)] = DEFAULT_WAIT_S,
     ) -> Annotated[CallToolResult, RunOut]:
         """Run a flow on ComfyUI for the prompt, score the images and return the best one: a small preview image,
-        its scores, the run id and the full-resolution path (also readable as run://<run_id>)."""
+        its scores, the run id and the full-resolution path (also readable as run://<run_id>). A run still going
+        after wait_s returns its run_id with status "running"; it goes on even if this session ends (only
+        cancelling this call cancels it): get_run finishes it, in this session or a later one."""
         width, height = parse_size(size)
         out = await service(ctx).generate(prompt, flow_id=flow_id or None, negative=negative, seed=seed, width=width,
                                           height=height, accelerate=accelerate, candidates=candidates,
-                                          wait_s=wait_s, report=reporter(ctx))
+                                          wait_s=wait_s, report=reporter(ctx), cancel_if=cancel_requested(ctx))
         return with_image(out)
 
     @mcp.tool(title="Score an image", annotations=ToolAnnotations(read_only_hint=True, idempotent_hint=True,
@@ -229,16 +255,43 @@ def register_tools(mcp: MCPServer) -> None:
     @tool_errors
     async def get_run(
         ctx: Context,
-        run_id: Annotated[str, Field(description="The run id that generate returned.", min_length=1,
-                                     max_length=100)],
+        run_id: Annotated[str, Field(description="The run id that generate (or noise_search) returned.",
+                                     min_length=1, max_length=100)],
         wait_s: Annotated[float, Field(description="Seconds to wait if the run is still going.",
                                        ge=0, le=3600)] = DEFAULT_WAIT_S,
     ) -> Annotated[CallToolResult, RunOut]:
         """A run's status, scores and image. For a run that was still going when generate returned, this waits for
         it (up to wait_s) and returns the image when it is done."""
-        return with_image(await service(ctx).get_run(run_id, wait_s=wait_s, report=reporter(ctx)))
+        return with_image(await service(ctx).get_run(run_id, wait_s=wait_s, report=reporter(ctx),
+                                                     cancel_if=cancel_requested(ctx)))
 
     register_search(mcp)
+
+
+def refuse_unknown_arguments(mcp: MCPServer) -> None:
+    """Make every tool refuse arguments it does not take (the SDK drops them silently): a misspelt ``seeds`` or
+    ``steps`` would otherwise run with defaults the model did not ask for. The schemas say so too
+    (``additionalProperties: false``)."""
+    from pydantic import model_validator
+    from pydantic_core import PydanticCustomError
+
+    for tool in mcp._tool_manager.list_tools():  # noqa: SLF001 - the SDK has no public hook for this
+        base = tool.fn_metadata.arg_model
+        names = {f.alias or n for n, f in base.model_fields.items()} | set(base.model_fields)
+        takes = ", ".join(sorted({f.alias or n for n, f in base.model_fields.items()})) or "no arguments"
+
+        def check(cls: Any, data: Any, *, _names: set[str] = names, _tool: str = tool.name, _takes: str = takes) -> Any:
+            if isinstance(data, dict):
+                unknown = sorted(str(k) for k in data if k not in _names)
+                if unknown:
+                    raise PydanticCustomError("unknown_argument", "unknown argument(s) {unknown}: {tool} takes {takes}",
+                                              {"unknown": ", ".join(unknown), "tool": _tool, "takes": _takes})
+            return data
+
+        strict = type(base.__name__, (base,), {"__module__": base.__module__,
+                                               "_refuse_unknown": model_validator(mode="before")(classmethod(check))})
+        tool.fn_metadata.arg_model = strict
+        tool.parameters = {**tool.parameters, "additionalProperties": False}
 
 
 def register_search(mcp: MCPServer) -> None:

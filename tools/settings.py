@@ -41,8 +41,11 @@ class Settings(BaseSettings):
     max_side: int = Field(4096, description="Largest width or height a run may ask for.")
     max_steps: int = Field(200, description="Most sampler steps a run may ask for.")
     max_batch: int = Field(64, description="Most images in one ComfyUI prompt.")
+    image_dirs: StrList = Field(default_factory=list,
+                                description="Folders besides COMFYGEN_HOME whose images score_image may read "
+                                            "(comma-separated); nothing else on the disk is readable through it.")
 
-    @field_validator("comfyui_urls", "scorers", "node_packs", mode="before")
+    @field_validator("comfyui_urls", "scorers", "node_packs", "image_dirs", mode="before")
     @classmethod
     def _split_commas(cls, v: object) -> object:
         if isinstance(v, str):

@@ -16,8 +16,10 @@ import datetime as _dt
 import hashlib
 import json
 import logging
+import errno
 import os
 import secrets
+import shutil
 import socket
 import sqlite3
 import threading
@@ -72,6 +74,9 @@ CREATE INDEX IF NOT EXISTS runs_reuse ON runs (flow_id, seed, params_key, status
 CREATE INDEX IF NOT EXISTS runs_created ON runs (created);
 CREATE INDEX IF NOT EXISTS runs_status ON runs (status);
 """
+
+
+_FAIL_SQL = "UPDATE runs SET status=?, updated=?, error=?, timings=? WHERE id=?"
 
 
 class OutputFile(BaseModel):
@@ -169,12 +174,43 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+LOW_SPACE = 1024 * 1024  # below this much free space, an I/O error of SQLite is taken for a full disk
+DISK_FULL_HINT = "free disk space (or point COMFYGEN_HOME at a larger disk) and retry"
+
+
+def free_bytes(path: Path) -> int | None:
+    for p in (path, *path.parents):
+        try:
+            return shutil.disk_usage(p).free
+        except OSError:
+            continue
+    return None
+
+
+def is_disk_full(e: BaseException, path: Path) -> bool:
+    """SQLITE_FULL, ENOSPC/EDQUOT, or an I/O error (SQLite's answer when its WAL or -shm cannot grow) on a disk
+    with next to no space left."""
+    if getattr(e, "sqlite_errorcode", None) == 13 or "full" in str(e).lower():  # SQLITE_FULL
+        return True
+    if getattr(e, "errno", None) in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    code = getattr(e, "sqlite_errorcode", None)
+    io_error = (code is not None and code & 0xFF == 10) or "disk i/o error" in str(e).lower()  # SQLITE_IOERR_*
+    free = free_bytes(path.parent) if io_error else None
+    return free is not None and free < LOW_SPACE
+
+
 def _store_error(e: sqlite3.Error, path: Path, action: str) -> StoreError:
     msg = str(e)
     low = msg.lower()
-    if "full" in low or getattr(e, "sqlite_errorcode", None) == 13:  # SQLITE_FULL
-        return StoreError(f"run store {path}: disk full while {action}; nothing was written",
-                          hint="free disk space (or point COMFYGEN_HOME at a larger disk) and retry")
+    if is_disk_full(e, path):
+        free = free_bytes(path.parent)
+        left = f" ({free // 1024} KiB free)" if free is not None else ""
+        return StoreError(f"run store {path}: disk full{left} while {action}; nothing was written",
+                          hint=DISK_FULL_HINT)
+    if "disk i/o error" in low:
+        return StoreError(f"run store {path}: the disk failed while {action} ({msg})",
+                          hint="check the disk (free space, errors in the system log) and retry")
     if "locked" in low or "busy" in low:
         return StoreError(f"run store {path}: database stayed locked while {action}",
                           hint="another process holds a long write; retry, or raise the busy timeout")
@@ -210,8 +246,24 @@ class RunStore:
         except sqlite3.Error as e:
             raise _store_error(e, self.path, "opening") from e
         except OSError as e:
+            if is_disk_full(e, self.path):
+                raise StoreError(f"cannot open run store {self.path}: the disk is full", hint=DISK_FULL_HINT) from e
             raise StoreError(f"cannot open run store {self.path}: {e}",
                              hint="check COMFYGEN_HOME exists and is writable") from e
+        self._pending: dict[str, tuple[Any, ...]] = {}  # failures that could not be written yet (disk full)
+        self._sweep_temp()
+
+    def _sweep_temp(self) -> None:
+        """Delete the temp files of writers that were killed mid-write (images, reports, the score table)."""
+        from .images import remove_stale_temp
+
+        try:
+            removed = remove_stale_temp(self.path.parent)
+        except OSError as e:  # a sweep must never stop the store from opening
+            log.debug("temp sweep of %s failed: %s", self.path.parent, e)
+            return
+        if removed:
+            log.info("removed %d temp file(s) left by killed writers under %s", len(removed), self.path.parent)
 
     @classmethod
     def from_settings(cls, settings: Any) -> "RunStore":
@@ -219,6 +271,10 @@ class RunStore:
 
     def close(self) -> None:
         with self._lock:
+            self._flush_pending()
+            for run_id in self._pending:
+                log.warning("run %s: its failure could not be recorded (disk full); the next `comfygen runs recover` "
+                            "marks it interrupted", run_id)
             self._db.close()
 
     def __enter__(self) -> "RunStore":
@@ -243,6 +299,8 @@ class RunStore:
                 raise
 
     def _write(self, action: str, sql: str, args: tuple[Any, ...]) -> int:
+        if self._pending:
+            self._flush_pending()
         try:
             with self._tx() as db:
                 return db.execute(sql, args).rowcount
@@ -305,11 +363,16 @@ class RunStore:
                                                  if v not in (None, {})})
         if merged.finished is None:
             merged.finished = time.time()
-        self._write("recording a finished run", """
-            UPDATE runs SET status='succeeded', updated=?, outputs=?, timings=?, endpoint=COALESCE(?, endpoint),
-                   comfy_prompt_id=COALESCE(?, comfy_prompt_id), error=NULL
-            WHERE id=?""", (time.time(), json.dumps([o.model_dump() for o in outputs]), merged.model_dump_json(),
-                            endpoint, comfy_prompt_id, run_id))
+        try:
+            self._write("recording a finished run", """
+                UPDATE runs SET status='succeeded', updated=?, outputs=?, timings=?, endpoint=COALESCE(?, endpoint),
+                       comfy_prompt_id=COALESCE(?, comfy_prompt_id), error=NULL
+                WHERE id=?""", (time.time(), json.dumps([o.model_dump() for o in outputs]), merged.model_dump_json(),
+                                endpoint, comfy_prompt_id, run_id))
+        except StoreError:
+            for o in outputs:  # not recorded, so not referenced: ComfyUI still has them for a resume
+                Path(o.path).unlink(missing_ok=True)
+            raise
         return self.get(run_id)
 
     def fail(self, run_id: str, error: BaseException | RunError | str, *,
@@ -325,9 +388,39 @@ class RunStore:
             err = RunError(type="Error", message=str(error))
         rec = self.get(run_id)
         timings = rec.timings.model_copy(update={"finished": time.time()})
-        self._write("recording a failed run", "UPDATE runs SET status=?, updated=?, error=?, timings=? WHERE id=?",
-                    (status, time.time(), err.model_dump_json(), timings.model_dump_json(), run_id))
+        args = (status, time.time(), err.model_dump_json(), timings.model_dump_json(), run_id)
+        self._remove_partial_outputs(rec)
+        try:
+            self._write("recording a failed run", _FAIL_SQL, args)
+        except StoreError as e:
+            if not is_disk_full(e.__cause__ or e, self.path):
+                raise
+            # The failure itself cannot be written: keep it and write it with the next write or at close; if this
+            # process ends first, the run's dead pid makes `recover_orphans` mark it interrupted.
+            log.warning("run %s %s; recording that failed too (disk full): retried later", run_id, status)
+            self._pending[run_id] = args
+            return rec.model_copy(update={"status": status, "error": err, "timings": timings})
         return self.get(run_id)
+
+    def _flush_pending(self) -> None:
+        for run_id, args in list(self._pending.items()):
+            try:
+                with self._tx() as db:
+                    db.execute(_FAIL_SQL + " AND status IN ('queued','running')", args)
+            except sqlite3.Error:
+                return  # still no space: keep them
+            del self._pending[run_id]
+
+    def _remove_partial_outputs(self, rec: RunRecord) -> None:
+        """A failed run references no image: PNGs it saved before failing (``outputs/<day>/<id>_NN.png``) go."""
+        referenced = {o.path for o in rec.outputs}
+        day = _dt.datetime.fromtimestamp(rec.created, tz=_dt.timezone.utc).strftime("%Y-%m-%d")
+        for png in (self.path.parent / "outputs" / day).glob(f"{rec.id}_*.png"):
+            if str(png.resolve()) not in referenced:
+                try:
+                    png.unlink()
+                except OSError as e:
+                    log.debug("could not remove %s: %s", png, e)
 
     def set_scores(self, run_id: str, scores: dict[str, float], total: float | None,
                    breakdown: dict[str, Any] | None = None) -> None:

@@ -39,7 +39,9 @@ def register(app: typer.Typer) -> None:
         endpoint: list[str] = typer.Option([], "--endpoint", "-e", help="ComfyUI URL (repeatable; default: "
                                                                         "$COMFYGEN_COMFYUI_URLS)."),
         negative: str | None = typer.Option(None, help="Negative prompt (default: the flow's own)."),
-        seed: int | None = typer.Option(None, min=0, help="Seed (default: random when running, 0 for the JSON)."),
+        seed: int | None = typer.Option(None, min=0, max=2**64 - 1,
+                                        help="Seed 0..2^64-1, ComfyUI's range (default: random when running, 0 for "
+                                             "the JSON)."),
         size: str | None = typer.Option(None, help="WIDTHxHEIGHT (default: the flow's size)."),
         candidates: int = typer.Option(1, min=1, max=16, help="Images in one batch; the best-scoring is kept."),
         accelerate: str = typer.Option("none", help="none|compile|cache-adaptive|cache-periodic|cache-auto|auto."),

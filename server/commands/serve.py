@@ -27,8 +27,13 @@ def register(app: typer.Typer) -> None:
         endpoint: list[str] = typer.Option([], "--endpoint", "-e",
                                            help="ComfyUI URL (repeatable; default: $COMFYGEN_COMFYUI_URLS)."),
     ) -> None:
-        """Run the comfygen MCP server."""
+        """Run the comfygen MCP server. Runs in flight when it stops (session closed, SIGTERM, Ctrl-C) go on
+        on ComfyUI; get_run in a later session finishes them."""
         import anyio
+
+        from ...tools.sigterm import sigterm_as_ctrl_c
+
+        sigterm_as_ctrl_c("leave")  # a stopped server leaves its runs to ComfyUI (uvicorn handles HTTP's itself)
 
         from ...tools.settings import get_settings
         from ..app import build_server
@@ -37,7 +42,7 @@ def register(app: typer.Typer) -> None:
         settings = get_settings()
         if endpoint:
             settings = settings.model_copy(update={"comfyui_urls": list(endpoint)})
-        mcp = build_server(settings)
+        mcp = build_server(settings, exit_when_detached=True)
         if transport is Transport.stdio:
             mcp.run("stdio")
             return

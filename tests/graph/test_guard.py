@@ -95,3 +95,121 @@ def test_own_pack_allowed_by_default(graphs, settings):
     g = graphs["custom"]
     g["5"] = {"class_type": "ComfyGenNoise", "inputs": {"seeds": "1,2", "coefficients": "0.5,0.5"}}
     guard(g, settings)
+
+
+@pytest.mark.parametrize("value", ["250", 250.0, " 250 ", "2.5e2"])
+def test_numbers_as_text_or_float_cannot_slip_the_step_bound(graphs, settings, value):
+    g = graphs["sd15"]
+    g["3"]["inputs"]["steps"] = value
+    with pytest.raises(GuardError) as e:
+        guard(g, settings)
+    assert "steps 250 is above the limit of 100" in e.value.message
+
+
+@pytest.mark.parametrize("node,name,value", [("5", "width", "16384"), ("5", "height", 4096.0),
+                                             ("5", "batch_size", "9")])
+def test_text_sizes_and_batches_are_bounded_too(graphs, settings, node, name, value):
+    g = graphs["sd15"]
+    g[node]["inputs"][name] = value
+    with pytest.raises(GuardError) as e:
+        guard(g, settings)
+    assert "above the limit" in e.value.message and name in e.value.message
+
+
+def test_numbers_in_range_are_converted_the_way_comfyui_converts_them(graphs, settings):
+    g = graphs["sd15"]
+    g["3"]["inputs"]["steps"] = "20"
+    g["5"]["inputs"]["width"] = 512.0
+    guard(g, settings)
+    assert g["3"]["inputs"]["steps"] == 20 and type(g["3"]["inputs"]["steps"]) is int
+    assert g["5"]["inputs"]["width"] == 512 and type(g["5"]["inputs"]["width"]) is int
+
+
+@pytest.mark.parametrize("value", ["20 steps", "", 20.5, True, None, float("nan"), {"x": 1}])
+def test_what_is_not_a_whole_number_is_refused(graphs, settings, value):
+    g = graphs["sd15"]
+    g["3"]["inputs"]["steps"] = value
+    with pytest.raises(GuardError) as e:
+        guard(g, settings)
+    assert "steps" in e.value.message and e.value.hint
+
+
+def _upscaled(graphs, factor, cls="LatentUpscaleBy"):
+    g = graphs["sd15"]
+    g["12"] = {"class_type": cls, "inputs": {"samples" if cls == "LatentUpscaleBy" else "image": ["3", 0],
+                                            "upscale_method": "nearest-exact", "scale_by": factor}}
+    g["8"]["inputs"]["samples"] = ["12", 0]
+    return g
+
+
+def test_an_upscale_past_the_side_limit_is_refused(graphs, settings):
+    guard(_upscaled(graphs, 2.0), settings)  # 512 -> 1024
+    with pytest.raises(GuardError) as e:
+        guard(_upscaled(graphs, "8"), settings)  # 512 -> 4096 > 2048, given as text
+    assert "4096 px per side" in e.value.message and "2048" in e.value.message
+    with pytest.raises(GuardError) as e:
+        guard(_upscaled(graphs, 64.0), settings)
+    assert "scale_by 64.0 is outside" in e.value.message
+    g = graphs["sd15"]  # a downloaded workflow with an ImageScale of 16384 given as text
+    g["12"] = {"class_type": "ImageScale", "inputs": {"image": ["8", 0], "upscale_method": "nearest-exact",
+                                                     "width": "16384", "height": 512, "crop": "disabled"}}
+    g["9"]["inputs"]["images"] = ["12", 0]
+    with pytest.raises(GuardError) as e:
+        guard(g, settings)
+    assert "width 16384 is above the limit of 2048" in e.value.message
+
+
+def test_megapixels_are_bounded(graphs, settings):
+    g = graphs["sd15"]
+    g["12"] = {"class_type": "ImageScaleToTotalPixels", "inputs": {"image": ["8", 0], "upscale_method": "nearest-exact",
+                                                                  "megapixels": "16.0"}}
+    with pytest.raises(GuardError) as e:
+        guard(g, settings)
+    assert "megapixels" in e.value.message
+    g["12"]["inputs"]["megapixels"] = 1.0
+    guard(g, settings)
+
+
+def test_fractional_area_inputs_stay_fractions(graphs, settings):
+    g = graphs["sd15"]
+    g["20"] = {"class_type": "ConditioningSetAreaPercentage", "inputs": {
+        "conditioning": ["6", 0], "width": 0.5, "height": "0.5", "x": 0, "y": 0, "strength": 1.0}}
+    guard(g, settings)
+    assert g["20"]["inputs"]["width"] == 0.5 and g["20"]["inputs"]["height"] == 0.5
+
+
+@pytest.mark.anyio
+async def test_a_workflow_with_steps_as_text_never_reaches_comfyui(tmp_path):
+    from fakecomfy import FakeComfyUI
+
+    from comfygen.flow_library.library import FlowLibrary
+    from comfygen.tools.comfy.pool import EndpointPool
+    from comfygen.tools.pipeline import run_flow
+    from comfygen.tools.store import RunStore
+
+    flow = FlowLibrary.default().get("sd15-base")
+    sampler = next(n for n, node in flow.graph.items() if node["class_type"] == "KSampler")
+
+    def downloaded(graph):  # what a shared workflow file can hold: numbers as text
+        graph[sampler]["inputs"]["steps"] = "250"
+        return graph
+
+    settings = Settings(home=tmp_path, max_steps=200)
+    async with FakeComfyUI() as fake, EndpointPool([fake.url]) as pool:
+        with RunStore(tmp_path / "runs.sqlite") as store, pytest.raises(GuardError) as e:
+            await run_flow(flow, "a cat", width=64, height=64, pool=pool, store=store, settings=settings,
+                           rewrite=downloaded)
+    assert "steps 250 is above the limit of 200" in e.value.message
+    assert not [p for m, p in fake.requests if m == "POST" and p == "/prompt"]
+
+
+@pytest.mark.parametrize("seed,ok", [(2**64 - 1, True), ("18446744073709551615", True), (2**64, False), (-1, False)])
+def test_seeds_stay_in_comfyuis_range(graphs, settings, seed, ok):
+    g = graphs["sd15"]
+    g["3"]["inputs"]["seed"] = seed
+    if ok:
+        guard(g, settings)
+        assert g["3"]["inputs"]["seed"] == 2**64 - 1
+    else:
+        with pytest.raises(GuardError, match="outside ComfyUI's range"):
+            guard(g, settings)

@@ -118,3 +118,21 @@ def test_serve_refuses_a_public_bind_without_a_token(monkeypatch):
     result = CliRunner().invoke(cli_app, ["serve", "--transport", "http", "--host", "0.0.0.0"])
     assert result.exit_code != 0
     assert "without a token" in str(result.exception) or "without a token" in result.output
+
+
+@pytest.mark.anyio
+async def test_the_bearer_scheme_is_case_insensitive(tmp_path, fake):
+    with ThreadedHTTP(app(tmp_path, fake, token="s3cret")) as url:
+        codes = [httpx.post(url, json=INIT, headers={**HEADERS, "Authorization": f"{scheme} s3cret"}).status_code
+                 for scheme in ("bearer", "BEARER", "Bearer")]
+        basic = httpx.post(url, json=INIT, headers={**HEADERS, "Authorization": "Basic s3cret"})
+    assert codes == [200, 200, 200] and basic.status_code == 401
+
+
+@pytest.mark.parametrize("origin", ["https://localhost", "https://127.0.0.1:8443", "http://[::1]"])
+def test_every_loopback_origin_passes_and_a_refusal_is_ours(tmp_path, fake, origin):
+    with ThreadedHTTP(app(tmp_path, fake)) as url:
+        ok = httpx.post(url, json=INIT, headers={**HEADERS, "Origin": origin})
+        evil = httpx.post(url, json=INIT, headers={**HEADERS, "Origin": "https://localhost.evil.example"})
+    assert ok.status_code == 200, ok.text
+    assert evil.status_code == 403 and "--allow-origin" in evil.json()["error"]

@@ -145,8 +145,9 @@ async def test_bad_arguments_are_tool_errors_that_say_what_to_change(server):
     assert cands.is_error and "candidates" in cands.content[0].text
 
 
-async def test_score_image_scores_a_run_or_a_file(server, tmp_path):
-    png = tmp_path / "white.png"
+async def test_score_image_scores_a_run_or_a_file(server, settings):
+    settings.home.mkdir(parents=True, exist_ok=True)
+    png = settings.home / "white.png"
     Image.new("RGB", (32, 32), "white").save(png)
     async with Client(server) as c:
         by_path = await c.call_tool("score_image", {"path": str(png), "prompt": "white"})
@@ -155,7 +156,7 @@ async def test_score_image_scores_a_run_or_a_file(server, tmp_path):
         not_image = await c.call_tool("score_image", {"path": __file__, "prompt": "x"})
     assert by_path.structured_content["total"] == pytest.approx(1.0)
     assert by_run.structured_content["total"] == pytest.approx(run.structured_content["scores"]["total"])
-    assert not_image.is_error and "not an image" in not_image.content[0].text
+    assert not_image.is_error and "not an image file inside COMFYGEN_HOME" in not_image.content[0].text
 
 
 async def test_missing_weights_skip_scoring_but_still_return_the_image(settings):
@@ -168,6 +169,21 @@ async def test_missing_weights_skip_scoring_but_still_return_the_image(settings)
     out = r.structured_content
     assert not r.is_error and out["status"] == "succeeded" and out["image_path"]
     assert out["scores"]["total"] is None and "weights are not in the cache" in out["scores"]["skipped"]
+    restarted = build_server(settings, scorer_factory=no_weights, library=shared_library())  # a new server process
+    async with Client(restarted) as c:
+        later = await c.call_tool("get_run", {"run_id": out["run_id"]})
+    assert later.structured_content["scores"]["skipped"] == out["scores"]["skipped"]  # not "not scored yet"
+
+
+async def test_an_unknown_argument_is_refused_with_the_names_the_tool_takes(server):
+    async with Client(server) as c:
+        typo = await c.call_tool("generate", {"prompt": "a cat", "flow_id": "sd15-base", "seeds": 5})
+        none = await c.call_tool("list_categories", {"verbose": True})
+        tools = (await c.list_tools()).tools
+    assert typo.is_error and "unknown argument(s) seeds" in typo.content[0].text
+    assert "generate takes" in typo.content[0].text and "seed" in typo.content[0].text
+    assert none.is_error and "list_categories takes no arguments" in none.content[0].text
+    assert all(t.input_schema.get("additionalProperties") is False for t in tools)
 
 
 async def test_comfyui_status_lists_endpoints_and_runnable_flows(server, comfy):

@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from ..errors import ComfyGenError, GuardError
 from .llm import ToolResult, ToolSpec
+from .models import MAX_SAFE_SEED
 from .runs import DEFAULT_WAIT_S
 from .service import ComfyGen
 
@@ -42,7 +43,7 @@ class _GenerateArgs(BaseModel):
     prompt: str = Field(description="What the image should show.", min_length=1, max_length=4000)
     flow_id: str | None = Field(None, description="Flow to run; empty: the planner's top pick.")
     negative: str | None = Field(None, description="Negative prompt; empty keeps the flow's own.")
-    seed: int | None = Field(None, ge=0, description="Seed; empty for random.")
+    seed: int | None = Field(None, ge=0, le=MAX_SAFE_SEED, description="Seed 0..2^53-1; empty for random.")
     size: str | None = Field(None, description="WIDTHxHEIGHT, multiples of 8; empty for the flow's size.")
     accelerate: Literal["none", "compile", "cache-adaptive", "cache-periodic", "cache-auto", "auto"] = "none"
     candidates: int = Field(1, ge=1, le=16, description="Images in one batch; the best-scoring is returned.")

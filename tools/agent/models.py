@@ -96,13 +96,20 @@ class CandidateOut(BaseModel):
     total: float | None = None
 
 
+MAX_SAFE_SEED = 2**53 - 1  # Number.MAX_SAFE_INTEGER: larger integers lose digits in JavaScript MCP clients
+MAX_SEED = 2**64 - 1  # ComfyUI's own maximum (0xffffffffffffffff), reachable from the CLI
+
+
 class RunOut(BaseModel):
     run_id: str
     status: RunStatus
     prompt: str
     flow_id: str
     why_flow: str | None = Field(None, description="Why this flow was used.")
-    seed: int | None = None
+    seed: int | None = Field(None, description="The seed used (also in seed_text when above 2**53-1, the largest "
+                                              "integer a JavaScript client keeps exact).")
+    seed_text: str | None = Field(None, description="The seed as decimal text, when it is too large for a "
+                                                    "JavaScript number (runs started from the CLI).")
     width: int | None = None
     height: int | None = None
     endpoint: str | None = Field(None, description="ComfyUI URL that ran it.")
@@ -114,6 +121,7 @@ class RunOut(BaseModel):
     progress: str | None = Field(None, description="Last progress seen while the run is still going.")
     error: str | None = None
     next_step: str | None = Field(None, description="What to do next, when the run is not finished.")
+    note: str | None = Field(None, description="For a noise search's best run: how many candidates, why it stopped.")
 
 
 class EndpointOut(BaseModel):

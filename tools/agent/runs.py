@@ -3,20 +3,33 @@
 Why: MCP clients give up on a tool call after a fixed time (often 60 s) while a ComfyUI run can take
 minutes. A job waits ``wait_s`` for the run; after that the call returns the run id and status
 "running", and the job keeps going (saving images, scoring, recording). ``get_run`` waits on the
-same job, or resumes a run left "running" in the store by an earlier server process. Cancelling the
-call that waits cancels the job, and the ComfyUI client interrupts the prompt: nothing is orphaned.
+same job, or resumes a run left "running" in the store by an earlier server process.
+
+A job belongs to the service, not to the call or the session that started it:
+
+- Only an explicit cancel cancels it (``cancel_if`` says whether the call's cancellation was one, e.g.
+  the client's ``notifications/cancelled``; without it every cancellation counts, as for Ctrl-C on the
+  CLI), and then the ComfyUI client interrupts the prompt and dequeues it.
+- A caller that merely goes away (a closed MCP session, a dropped HTTP stream) leaves the job running.
+- A server that stops with jobs in flight leaves them to ComfyUI (``RunJobs.detach``): their records stay
+  "running" and the next ``get_run``, in any later process, resumes them from ComfyUI's history.
+- Noise searches are jobs too (``start_search``), with a ``search-`` id that ``get_run`` waits on.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import secrets
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ...flow_library.model import Flow
-from .models import CandidateOut, RunOut, ScoresOut
+from .models import MAX_SAFE_SEED, CandidateOut, RunOut, ScoresOut
 from .progress import ProgressTracker, ReportFn
 
 if TYPE_CHECKING:
@@ -25,6 +38,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 DEFAULT_WAIT_S = 45.0  # below the common 60 s client timeout, so a long run returns its id instead of being cut off
+SEARCH_PREFIX = "search-"
+WATCH_EVERY_S = 0.5  # how often a run driven by another live process is looked up in the store
+CancelCheck = Callable[[], bool]
 
 
 @dataclass(eq=False)
@@ -33,9 +49,10 @@ class Job:
     why: str | None
     prompt: str
     tracker: ProgressTracker
-    task: asyncio.Task[RunOut] | None = None
+    task: asyncio.Task[Any] | None = None
     run_id: str | None = None
     created: asyncio.Event = field(default_factory=asyncio.Event)
+    kind: str = "run"  # or "search"
 
     def set_record(self, record: Any) -> None:
         self.run_id = str(record.id)
@@ -47,12 +64,24 @@ class RunJobs:
         self.service = service
         self.by_id: dict[str, Job] = {}
         self.active: set[Job] = set()
+        self.detached: list[Job] = []
 
     # ------------------------------------------------------------------ starting
     def start(self, flow: Flow, why: str | None, prompt: str, *, pool: Any, tracker: ProgressTracker,
               **params: Any) -> Job:
         job = Job(flow_id=flow.id, why=why, prompt=prompt, tracker=tracker)
         job.task = asyncio.get_running_loop().create_task(self._run(job, flow, pool, params))
+        self._track(job)
+        return job
+
+    def start_search(self, coro: Awaitable[Any], *, flow_id: str, why: str | None, prompt: str,
+                     tracker: ProgressTracker) -> Job:
+        """A noise search as a job: its ``search-...`` id is known at once, ``get_run`` waits on it."""
+        job = Job(flow_id=flow_id, why=why, prompt=prompt, tracker=tracker, kind="search")
+        job.run_id = f"{SEARCH_PREFIX}{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{secrets.token_hex(4)}"
+        job.created.set()
+        job.task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
+        self.by_id[job.run_id] = job  # type: ignore[index]
         self._track(job)
         return job
 
@@ -93,6 +122,11 @@ class RunJobs:
         results, skipped = await svc.score_images(paths, job.prompt)
         totals: list[float | None] = [None] * len(paths)
         best = 0
+        if not results and skipped:  # keep the reason, so get_run after a restart says it too
+            try:
+                svc.store.set_scores(record.id, {}, None, breakdown={"skipped": skipped})
+            except Exception:  # noqa: BLE001 - the run itself is recorded; the reason is a courtesy
+                logger.warning("could not record why run %s is unscored", record.id, exc_info=True)
         if results:
             totals = [float(r.total) for r in results]
             best = max(range(len(totals)), key=lambda i: totals[i])  # type: ignore[arg-type, return-value]
@@ -105,7 +139,12 @@ class RunJobs:
         return record_to_out(record, why_flow=job.why, totals=totals, best=best, skipped=skipped)
 
     # ------------------------------------------------------------------ waiting
-    async def wait(self, job: Job, wait_s: float | None) -> RunOut:
+    async def wait(self, job: Job, wait_s: float | None, *, cancel_if: CancelCheck | None = None) -> Any:
+        """The job's result, or after ``wait_s`` a "running" reply with its id (the job goes on).
+
+        When the waiting call is cancelled, the job is cancelled only if ``cancel_if`` is None or says
+        the cancellation was asked for; otherwise the caller just went away and the job continues.
+        """
         assert job.task is not None
         try:
             if wait_s is None:
@@ -118,35 +157,93 @@ class RunJobs:
                 await job.created.wait()
                 if job.task.done():
                     return job.task.result()
+            job.tracker.report = None  # this call returns: stop notifying it
             return self._running(job)
         except asyncio.CancelledError:
-            job.task.cancel()  # the ComfyUI client interrupts the prompt and dequeues it
+            job.tracker.report = None
+            me = asyncio.current_task()
+            if job.task.done() and me is not None and not me.cancelling():
+                return self._result(job)  # the job was cancelled by another call; this one is not
+            if cancel_if is None or cancel_if():
+                job.task.cancel()  # the ComfyUI client interrupts the prompt and dequeues it
+            else:
+                logger.info("the caller of %s went away; it goes on (get_run finishes it)", job.run_id or "a run")
             raise
 
     def _running(self, job: Job) -> RunOut:
-        return RunOut(run_id=job.run_id or "", status="running", prompt=job.prompt, flow_id=job.flow_id,
-                      why_flow=job.why, progress=job.tracker.state.describe(),
-                      next_step=f"the run continues on the server; call get_run with run_id={job.run_id!r} to wait "
-                                "for it and get the image")
+        out = RunOut(run_id=job.run_id or "", status="running", prompt=job.prompt, flow_id=job.flow_id)
+        if job.kind == "run" and job.run_id:
+            try:
+                out = record_to_out(self.service.store.get(job.run_id))
+            except Exception:  # noqa: BLE001 - the reply must not fail on a store hiccup
+                logger.debug("no record for %s yet", job.run_id, exc_info=True)
+        what = "search" if job.kind == "search" else "run"
+        return out.model_copy(update={
+            "status": "running", "why_flow": job.why, "progress": job.tracker.state.describe(),
+            "scores": ScoresOut(), "error": None,
+            "next_step": f"the {what} continues on the server, also if this session ends; call get_run with "
+                         f"run_id={job.run_id!r} to wait for it and get the image"})
 
-    async def get(self, run_id: str, *, wait_s: float | None, report: ReportFn | None) -> RunOut:
+    async def get(self, run_id: str, *, wait_s: float | None, report: ReportFn | None,
+                  cancel_if: CancelCheck | None = None) -> RunOut:
         svc = self.service
         job = self.by_id.get(run_id)
         if job is None:
+            if run_id.startswith(SEARCH_PREFIX):
+                from ..errors import StoreError
+
+                raise StoreError(f"unknown noise search {run_id!r}: it ended with the server process that ran it",
+                                 hint="its finished candidates are in the run store (`comfygen runs list`); "
+                                      "run noise_search again for a full result")
             record = svc.record(run_id)
+            if record.status in ("queued", "running") and driven_elsewhere(record, svc.store):
+                return await self._watch(record.id, wait_s)
             if not record.resumable or not svc.has_pool:
                 return self._stored(record)
             job = self._resume(record)
         assert job.task is not None
         if job.task.done():
-            if job.task.cancelled() or job.task.exception() is not None:
-                return self._stored(svc.record(run_id))
-            return job.task.result()
+            return self._result(job)
         job.tracker.report = report
         try:
-            return await self.wait(job, wait_s)
+            return self._as_run(job, await self.wait(job, wait_s, cancel_if=cancel_if))
         finally:
             job.tracker.report = None
+
+    def _result(self, job: Job) -> RunOut:
+        assert job.task is not None
+        if job.kind == "search":
+            if job.task.cancelled():
+                from ..errors import Cancelled
+
+                raise Cancelled(f"noise search {job.run_id} was cancelled", hint="run noise_search again")
+            return self._as_run(job, job.task.result())  # a failed search raises its error here
+        if job.task.cancelled() or job.task.exception() is not None:
+            return self._stored(self.service.record(job.run_id))  # type: ignore[arg-type]
+        return job.task.result()
+
+    @staticmethod
+    def _as_run(job: Job, out: Any) -> RunOut:
+        """A search's result as get_run's reply: the best image's run, with what the search did."""
+        if isinstance(out, RunOut):
+            return out
+        return out.best.model_copy(update={"note": out.note, "why_flow": out.best.why_flow or job.why})
+
+    async def _watch(self, run_id: str, wait_s: float | None) -> RunOut:
+        """A run that another live process drives: follow its record instead of running it a second time."""
+        deadline = None if wait_s is None else time.monotonic() + wait_s
+        while True:
+            record = self.service.record(run_id)
+            if record.status not in ("queued", "running"):
+                return self._stored(record)
+            if not driven_elsewhere(record, self.service.store):  # that process died meanwhile: take it over
+                left = None if deadline is None else max(0.0, deadline - time.monotonic())
+                return await self.get(run_id, wait_s=left, report=None)
+            if deadline is not None and time.monotonic() >= deadline:
+                return self._stored(record).model_copy(update={
+                    "next_step": f"another comfygen process (pid {record.pid}) is running it; call get_run with "
+                                 f"run_id={run_id!r} again"})
+            await asyncio.sleep(WATCH_EVERY_S)
 
     def _stored(self, record: Any) -> RunOut:
         return record_to_out(record, **stored_scores(record))
@@ -170,12 +267,30 @@ class RunJobs:
         return job
 
     async def close(self) -> None:
-        """Cancel what is still running (interrupting ComfyUI) when the server shuts down."""
+        """Cancel what is still running (interrupting ComfyUI): the CLI's way of ending."""
         tasks = [j.task for j in self.active if j.task is not None and not j.task.done()]
         for t in tasks:
             t.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+
+    def detach(self) -> list[Job]:
+        """Leave the jobs in flight to ComfyUI (the server's way of ending): nothing is cancelled, their records
+        stay "running", and a later ``get_run`` (in this process or another) finishes them. Returns them."""
+        self.detached = [j for j in self.active if j.task is not None and not j.task.done()]
+        for j in self.detached:
+            j.tracker.report = None
+            logger.warning("%s %s continues on ComfyUI after the server stops; get_run finishes it",
+                           j.kind, j.run_id or "(not yet recorded)")
+        return self.detached
+
+
+def driven_elsewhere(record: Any, store: Any) -> bool:
+    """Whether a live process other than this one drives the run (same host, its pid still exists)."""
+    from ..store import pid_alive
+
+    return (record.pid is not None and record.pid != os.getpid() and record.host == getattr(store, "host", None)
+            and pid_alive(record.pid))
 
 
 def stored_scores(record: Any) -> dict[str, Any]:
@@ -188,7 +303,9 @@ def stored_scores(record: Any) -> dict[str, Any]:
         totals = [None] * n
         if n and record.score_total is not None:
             totals[0] = record.score_total
-    return {"totals": totals, "best": best if isinstance(best, int) else 0}
+    skipped = breakdown.get("skipped")
+    return {"totals": totals, "best": best if isinstance(best, int) else 0,
+            "skipped": skipped if isinstance(skipped, str) else None}
 
 
 def record_to_out(record: Any, *, why_flow: str | None = None, totals: list[float | None] | None = None,
@@ -212,11 +329,12 @@ def record_to_out(record: Any, *, why_flow: str | None = None, totals: list[floa
     out = outputs[best] if outputs else None
     return RunOut(
         run_id=str(record.id), status=record.status, prompt=record.prompt, flow_id=record.flow_id, why_flow=why_flow,
-        seed=record.seed, width=params.get("width"), height=params.get("height"), endpoint=record.endpoint,
+        seed=record.seed, seed_text=None if record.seed is None or record.seed <= MAX_SAFE_SEED else str(record.seed),
+        width=params.get("width"), height=params.get("height"), endpoint=record.endpoint,
         image_path=str(out.path) if out else None, image_uri=f"run://{record.id}" if out else None, scores=scores,
         candidates=[CandidateOut(index=i, path=str(o.path), total=None if t is None else round(t, 5))
                     for i, (o, t) in enumerate(zip(outputs, totals))] if len(outputs) > 1 else [],
         seconds=seconds, error=error)
 
 
-__all__ = ["DEFAULT_WAIT_S", "Job", "RunJobs", "record_to_out", "stored_scores"]
+__all__ = ["DEFAULT_WAIT_S", "SEARCH_PREFIX", "Job", "RunJobs", "driven_elsewhere", "record_to_out", "stored_scores"]

@@ -8,7 +8,9 @@ in-process against the same object.
 Runs started by :meth:`generate` are jobs owned by this object, not by the call that started them: a
 call that has waited ``wait_s`` returns the run id with status "running", the job goes on, and
 :meth:`get_run` waits for it (or resumes it from the run store after a restart). Cancelling the call
-cancels the job, which interrupts ComfyUI.
+cancels the job, which interrupts ComfyUI, when ``cancel_if`` says the cancel was asked for (see
+``runs.py``). On leaving ``async with``, jobs in flight are cancelled (the CLI), or with
+``keep_runs_on_close`` left to ComfyUI for a later ``get_run`` (the MCP server).
 """
 
 from __future__ import annotations
@@ -28,8 +30,8 @@ from ..errors import (
 )
 from ..settings import Settings, get_settings
 from .models import (
-    CategoriesOut, CategoryOut, DetectedCategory, EndpointOut, FlowOut, FlowSuggestion, ScoresOut, ScoreTableOut,
-    StatusOut, SuggestOut, TableEntry,
+    MAX_SEED, CategoriesOut, CategoryOut, DetectedCategory, EndpointOut, FlowOut, FlowSuggestion, ScoresOut,
+    ScoreTableOut, StatusOut, SuggestOut, TableEntry,
 )
 from .progress import ProgressTracker, ReportFn
 from .runs import RunJobs, record_to_out
@@ -85,8 +87,9 @@ class ComfyGen:
     def __init__(self, settings: Settings | None = None, *, library: FlowLibrary | None = None,
                  table: Any | None = None, scorer_factory: ScorerFactory | None = None,
                  planner: Any | None = None, classifier: Any | None = None, pool: Any | None = None,
-                 store: Any | None = None):
+                 store: Any | None = None, keep_runs_on_close: bool = False):
         self.settings = settings or get_settings()
+        self.keep_runs_on_close = keep_runs_on_close
         self._library = library
         self._table = table
         self._scorer_factory = scorer_factory or default_scorer_factory
@@ -114,7 +117,11 @@ class ComfyGen:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        await self.jobs.close()
+        if self.keep_runs_on_close:
+            if self.jobs.detach():
+                return  # the jobs still use the pool; the process ends without interrupting them (server/app.py)
+        else:
+            await self.jobs.close()
         if self._pool is not None and self._own_pool:
             await self._pool.__aexit__(None, None, None)
             self._pool = None
@@ -439,11 +446,23 @@ class ComfyGen:
             logger.exception("scoring failed")
             return None, f"scoring failed ({type(e).__name__}: {e})"
 
-    async def score_path(self, path: str, prompt: str) -> ScoresOut:
-        prompt = check_prompt(prompt)
-        p = Path(path).expanduser()
-        if not p.is_file():
-            raise StoreError(f"no image file at {path}", hint="pass a run_id, or the image_path a run returned")
+    def readable_image(self, path: str) -> Path:
+        """``path`` resolved, when it is an image file inside COMFYGEN_HOME or a folder of COMFYGEN_IMAGE_DIRS.
+
+        Every refusal (outside those folders, missing, not a file, not an image) gives the same message,
+        so a caller cannot learn whether a file exists elsewhere on the server's disk.
+        """
+        roots = [self.settings.home, *(Path(d) for d in self.settings.image_dirs)]
+        refused = GuardError(f"cannot score {path}: not an image file inside COMFYGEN_HOME or COMFYGEN_IMAGE_DIRS",
+                             hint="pass a run_id, or the image_path a run returned; to score images from another "
+                                  "folder, add it to COMFYGEN_IMAGE_DIRS on the server")
+        try:
+            p = Path(path).expanduser().resolve(strict=True)  # symlinks resolved: a link out of home is outside
+            allowed = [r.expanduser().resolve() for r in roots]
+        except (OSError, RuntimeError, ValueError):
+            raise refused from None
+        if not any(p == r or p.is_relative_to(r) for r in allowed) or not p.is_file():
+            raise refused
         if p.stat().st_size > 64 * 1024 * 1024:
             raise GuardError(f"{path} is larger than 64 MB", hint="score a smaller image")
         try:
@@ -451,9 +470,13 @@ class ComfyGen:
 
             with Image.open(p) as im:
                 im.verify()
-        except Exception as e:  # PIL raises many types for non-images
-            raise GuardError(f"{path} is not an image PIL can read ({type(e).__name__})",
-                             hint="pass a PNG, JPEG or WebP file") from None
+        except Exception:  # PIL raises many types for non-images
+            raise refused from None
+        return p
+
+    async def score_path(self, path: str, prompt: str) -> ScoresOut:
+        prompt = check_prompt(prompt)
+        p = self.readable_image(path)
         results, skipped = await self.score_images([p], prompt)
         if results is None:
             return ScoresOut(skipped=skipped)
@@ -479,7 +502,7 @@ class ComfyGen:
     async def generate(self, prompt: str, *, flow_id: str | None = None, negative: str | None = None,
                        seed: int | None = None, width: int | None = None, height: int | None = None,
                        accelerate: str = "none", candidates: int = 1, wait_s: float | None = None,
-                       report: ReportFn | None = None) -> Any:
+                       report: ReportFn | None = None, cancel_if: Callable[[], bool] | None = None) -> Any:
         """Run a flow for the prompt, score the images, keep the best. Returns a RunOut."""
         prompt = check_prompt(prompt)
         if accelerate not in ACCELERATE_MODES:
@@ -491,8 +514,9 @@ class ComfyGen:
             if value is not None and (value < 64 or value > self.settings.max_side or value % 8):
                 raise GuardError(f"{name}={value} is not allowed",
                                  hint=f"use a multiple of 8 between 64 and {self.settings.max_side}")
-        if seed is not None and not 0 <= seed < 2**63:
-            raise GuardError(f"seed={seed} is out of range", hint="use 0..2**63-1, or leave it empty for a random seed")
+        if seed is not None and not 0 <= seed <= MAX_SEED:
+            raise GuardError(f"seed={seed} is out of range", hint=f"use 0..{MAX_SEED} (ComfyUI's range), or leave it "
+                                                                  "empty for a random seed")
         pool = self.pool
         if flow_id is None:
             await self.refresh_installed()  # so the pick prefers flows that can run here
@@ -501,16 +525,17 @@ class ComfyGen:
         job = self.jobs.start(flow, why, prompt, pool=pool, tracker=tracker, negative=negative, seed=seed,
                               width=width, height=height, accelerate=accelerate, candidates=candidates)
         try:
-            return await self.jobs.wait(job, wait_s)
+            return await self.jobs.wait(job, wait_s, cancel_if=cancel_if)
         except ComfyUIError as e:
             if not e.url:  # say which servers were tried
                 e.url = ", ".join(self.settings.comfyui_urls)
             raise
 
-    async def get_run(self, run_id: str, *, wait_s: float | None = 0.0, report: ReportFn | None = None) -> Any:
+    async def get_run(self, run_id: str, *, wait_s: float | None = 0.0, report: ReportFn | None = None,
+                      cancel_if: Callable[[], bool] | None = None) -> Any:
         if not isinstance(run_id, str) or not run_id.strip():
             raise StoreError("run_id is empty", hint="pass the run_id that generate returned")
-        return await self.jobs.get(run_id.strip(), wait_s=wait_s, report=report)
+        return await self.jobs.get(run_id.strip(), wait_s=wait_s, report=report, cancel_if=cancel_if)
 
     def record(self, run_id: str) -> Any:
         try:

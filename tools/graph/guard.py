@@ -10,7 +10,11 @@
 - ``filename_prefix`` stays inside ComfyUI's output folder: no ``..``, no absolute path, no backslash,
   no drive letter, no control characters.
 - Bounds from Settings: width/height <= ``max_side``, steps <= ``max_steps``, images per prompt
-  <= ``max_batch``.
+  <= ``max_batch``, and the side an upscale (``scale_by``, ``upscale_by``, ``megapixels``) leads to
+  <= ``max_side``, seeds within ComfyUI's 0..2**64-1. A bounded input given as text (``"250"``) or as a float (``250.0``) is converted the
+  way ComfyUI converts it (``int()``/``float()`` by the input's schema type) *before* the bound is
+  checked, and the converted number is written back into the graph, so what is checked is what runs;
+  text that is not a number, and fractions where ComfyUI wants an integer, are refused.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from importlib import resources
 from typing import Any
 
 from ..errors import GuardError
-from .core import Graph, Schema, bundled_schema, is_link
+from .core import Graph, Schema, bundled_schema, is_link, link_type
 
 # Classes of custom node packs we know by name (pack name as its folder under custom_nodes/).
 KNOWN_PACKS: dict[str, frozenset[str]] = {
@@ -42,6 +46,12 @@ MAX_PREFIX = 200
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _SIZE_INPUTS = ("width", "height", "empty_latent_width", "empty_latent_height", "target_width", "target_height")
 _BATCH_INPUTS = ("batch_size", "amount")
+_SCALE_INPUTS = ("scale_by", "upscale_by")  # factors on the incoming image/latent size
+_SEED_INPUTS = ("seed", "noise_seed")
+MAX_SEED = 2**64 - 1  # ComfyUI's own maximum (0xffffffffffffffff)
+_BOUNDED = frozenset((*_SIZE_INPUTS, *_BATCH_INPUTS, *_SCALE_INPUTS, *_SEED_INPUTS, "steps", "megapixels"))
+_SIZED_TYPES = ("IMAGE", "LATENT", "MASK")
+MAX_SCALE = 8.0  # ComfyUI's own maximum for ImageScaleBy / LatentUpscaleBy
 
 
 def _norm(name: str) -> str:
@@ -130,8 +140,48 @@ def check_filename_prefix(value: Any, where: str) -> None:
                          hint="use a relative name inside ComfyUI's output folder, e.g. 'comfygen/run'")
 
 
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+def _input_type(cls: str, name: str, schema: Schema | None) -> str | None:
+    """'INT', 'FLOAT', ... for an input of a node class, from ``schema`` or the bundled one; None when unknown."""
+    for s in (schema or {}, bundled_schema()):
+        info = s.get(cls)
+        if info is None:
+            continue
+        spec = {**(info.get("input", {}).get("required") or {}), **(info.get("input", {}).get("optional") or {})}
+        entry = spec.get(name)
+        if entry and isinstance(entry[0], str):
+            return entry[0]
+        return None
+    return None
+
+
+def _number(value: Any, kind: str | None, where: str, name: str) -> int | float:
+    """``value`` as the number ComfyUI would make of it (``int()`` for INT inputs, ``float()`` for FLOAT)."""
+    bad = GuardError(f"{where}: {name} {value!r} is not a number",
+                     hint=f"give {name} as a plain number, e.g. {name}: 20")
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise bad
+    if isinstance(value, str):
+        try:
+            value = float(value.strip()) if kind == "FLOAT" else _parse_text_number(value)
+        except ValueError:
+            raise bad from None
+    if value != value or value in (float("inf"), float("-inf")):  # NaN / infinity
+        raise bad
+    if kind == "FLOAT":
+        return float(value)
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise GuardError(f"{where}: {name} {value!r} is not a whole number", hint=f"give {name} as an integer")
+        return int(value)
+    return value
+
+
+def _parse_text_number(text: str) -> int | float:
+    text = text.strip()
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
 
 
 def guard(graph: Graph, settings: Any, *, allowed_packs: Iterable[str] = (), schema: Schema | None = None) -> None:
@@ -170,9 +220,26 @@ def guard(graph: Graph, settings: Any, *, allowed_packs: Iterable[str] = (), sch
                 continue
             if name == "filename_prefix":
                 check_filename_prefix(value, where)
-            v = _int(value)
-            if v is None:
+            if name not in _BOUNDED:
                 continue
+            kind = _input_type(cls, name, schema)
+            if kind not in (None, "INT", "FLOAT"):
+                continue  # e.g. a COMBO of its own: not a number input
+            v = _number(value, kind, where, name)
+            if v != value or type(v) is not type(value):
+                inputs[name] = v  # what is checked is what runs (ComfyUI would convert it the same way)
+            if name in _SCALE_INPUTS and not 0 < v <= MAX_SCALE:
+                raise GuardError(f"{where}: {name} {v} is outside 0..{MAX_SCALE:g}",
+                                 hint=f"upscale by at most {MAX_SCALE:g}x per node")
+            if name == "megapixels" and not 0 < v * 1e6 <= max_side * max_side:
+                raise GuardError(f"{where}: megapixels {v} is above the limit of {max_side}x{max_side} px",
+                                 hint=f"ask for at most {max_side * max_side / 1e6:.1f} megapixels "
+                                      "(or raise COMFYGEN_MAX_SIDE)")
+            if name in _SEED_INPUTS and not 0 <= v <= MAX_SEED:
+                raise GuardError(f"{where}: {name} {v} is outside ComfyUI's range 0..{MAX_SEED}",
+                                 hint="use a seed between 0 and 2**64-1")
+            if kind == "FLOAT" and name not in _SCALE_INPUTS and name != "megapixels":
+                continue  # e.g. ConditioningSetAreaPercentage's width: a fraction, not pixels
             if name in _SIZE_INPUTS and v > max_side:
                 raise GuardError(f"{where}: {name} {v} is above the limit of {max_side}",
                                  hint=f"ask for at most {max_side} px per side (or raise COMFYGEN_MAX_SIDE)")
@@ -189,6 +256,51 @@ def guard(graph: Graph, settings: Any, *, allowed_packs: Iterable[str] = (), sch
                               f"(known packs: {', '.join(sorted(known_packs()))}; others by their custom_nodes "
                               "folder name when the endpoint's object_info names it)")
     _check_total_batch(graph, max_batch)
+    _check_upscaled_sides(graph, max_side, schema)
+
+
+def _check_upscaled_sides(graph: Graph, max_side: int, schema: Schema | None) -> None:
+    """Refuse an upscale whose result would be larger than ``max_side`` (e.g. 2048 px scaled by 4).
+
+    The side of a node's output is estimated from its literal width/height, else from the images and
+    latents linked into it (the largest), times its scale factor. Only upscaling nodes are checked:
+    other nodes' sizes were bounded above.
+    """
+    memo: dict[str, float | None] = {}
+
+    def side(nid: str, depth: int = 0) -> float | None:
+        if nid in memo:
+            return memo[nid]
+        memo[nid] = None  # cycles and deep chains end here
+        node = graph.get(nid)
+        if node is None or depth > 200:
+            return None
+        inputs = node.get("inputs") or {}
+        own = [float(inputs[k]) for k in ("width", "height")
+               if isinstance(inputs.get(k), (int, float)) and not isinstance(inputs.get(k), bool)
+               and _input_type(node["class_type"], k, schema) != "FLOAT" and inputs[k] > 0]
+        result: float | None = max(own) if own else None
+        if result is None:
+            linked = [side(str(v[0]), depth + 1) for v in inputs.values()
+                      if is_link(v) and link_type(graph, v, schema) in (*_SIZED_TYPES, None)]
+            known = [x for x in linked if x is not None]
+            result = max(known) if known else None
+        factor = next((float(inputs[k]) for k in _SCALE_INPUTS if isinstance(inputs.get(k), (int, float))), None)
+        if result is not None and factor is not None:
+            result *= factor
+        memo[nid] = result
+        return result
+
+    for nid, node in graph.items():
+        inputs = node.get("inputs") or {}
+        if not any(k in inputs for k in _SCALE_INPUTS):
+            continue
+        s = side(nid)
+        if s is not None and s > max_side:
+            raise GuardError(f"node {nid} {node['class_type']}: the upscaled image would be {int(s)} px per side, "
+                             f"above the limit of {max_side}",
+                             hint=f"lower the scale factor or the size (at most {max_side} px per side after "
+                                  "upscaling, or raise COMFYGEN_MAX_SIDE)")
 
 
 def _check_total_batch(graph: Graph, max_batch: int) -> None:
