@@ -24,8 +24,8 @@ def main(argv: list[str]) -> int:
     lo = min(r["quality"] - 2 * r["sd"] for r in rows)
     hi = max(r["quality"] + 2 * r["sd"] for r in rows)
     lo, hi = min(lo, -0.1), max(hi, 0.1)
-    left, width, row_h, top = 260, 520, 17, 40
-    height = top + row_h * len(rows) + 40
+    left, width, row_h, top = 330, 520, 17, 40
+    height = top + row_h * len(rows) + 52
 
     def x(v: float) -> float:
         return left + (v - lo) / (hi - lo) * width
@@ -38,10 +38,10 @@ def main(argv: list[str]) -> int:
     tick = 0.5
     v = tick * round(lo / tick)
     while v <= hi:
-        parts.append(f'<line x1="{x(v):.1f}" y1="{top - 8}" x2="{x(v):.1f}" y2="{height - 30}" stroke="#eee"/>')
-        parts.append(f'<text x="{x(v):.1f}" y="{height - 16}" text-anchor="middle" fill="#555">{v:+.1f}</text>')
+        parts.append(f'<line x1="{x(v):.1f}" y1="{top - 8}" x2="{x(v):.1f}" y2="{height - 42}" stroke="#eee"/>')
+        parts.append(f'<text x="{x(v):.1f}" y="{height - 28}" text-anchor="middle" fill="#555">{v:+.1f}</text>')
         v += tick
-    parts.append(f'<line x1="{x(0):.1f}" y1="{top - 8}" x2="{x(0):.1f}" y2="{height - 30}" stroke="#999"/>')
+    parts.append(f'<line x1="{x(0):.1f}" y1="{top - 8}" x2="{x(0):.1f}" y2="{height - 42}" stroke="#999"/>')
     for i, r in enumerate(rows):
         y = top + i * row_h
         color = EXTERNAL_COLOR if r.get("external") else RUNNABLE_COLOR
@@ -50,7 +50,7 @@ def main(argv: list[str]) -> int:
         a, b = x(r["quality"] - 1.96 * r["sd"]), x(r["quality"] + 1.96 * r["sd"])
         parts.append(f'<line x1="{a:.1f}" y1="{y}" x2="{b:.1f}" y2="{y}" stroke="{color}" stroke-width="3"/>')
         parts.append(f'<circle cx="{x(r["quality"]):.1f}" cy="{y}" r="3.5" fill="{color}"/>')
-    parts.append(f'<text x="{left}" y="{height - 2}" fill="#555">blue: runs in ComfyUI (a rated flow); grey: '
+    parts.append(f'<text x="{left}" y="{height - 4}" fill="#555">blue: runs in ComfyUI (a rated flow); grey: '
                  'reference only (API or research model)</text>')
     parts.append("</svg>")
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -70,7 +70,8 @@ class _Rule:
 def model_key(flow: Flow) -> tuple[str, tuple[str, ...]]:
     """What makes two flows 'the same model': the main model file and any few-step LoRA."""
     main = (flow.models.unet or flow.models.checkpoint or "").lower()
-    fast = tuple(sorted(lo.name.lower() for lo in flow.models.loras if any(m in lo.name.lower() for m in FEW_STEP_MARKERS)))
+    fast = tuple(sorted(lo.name.lower() for lo in flow.models.loras
+                        if any(m in lo.name.lower() for m in FEW_STEP_MARKERS)))
     return main, fast
 
 
@@ -103,8 +104,11 @@ class CoverageMap:
             by_key.setdefault(key, fid)
             if not key[1]:
                 by_main.setdefault(key[0], fid)
-            if not _few_step(flow) and fid not in {v for v, _ in SETTING_EFFECTS.values()}:
+            if fid not in {v for v, _ in SETTING_EFFECTS.values()}:
                 family_members.setdefault(flow.family, []).append(fid)
+        for fam, members in family_members.items():  # full-step models stand for their architecture, if any
+            full = [f for f in members if not _few_step(self.flows[f])]
+            family_members[fam] = full or members
         self.rules: dict[str, _Rule] = {}
         for fid, flow in self.flows.items():
             self.rules[fid] = self._rule(flow, by_key, by_main, family_members)
@@ -191,7 +195,8 @@ def combine_measured(preds: list[FlowPrediction], user: dict[str, tuple[float, f
             var = 1.0 / (1.0 / var_p + 1.0 / var_u)
             score = var * (p.score / var_p + mean / var_u)
         sd = math.sqrt(var)
-        note = f"{n} of your own scored runs in this kind of prompt" + (f", with {p.note}" if p.provenance != "none" else "")
+        note = f"{n} of your own scored runs in this kind of prompt"
+        note += f", with {p.note}" if p.provenance != "none" else ""
         out.append(FlowPrediction(p.flow_id, score, sd, "measured", p.anchor, note, score - KAPPA * sd))
     out.sort(key=lambda p: (-p.rank_key, p.flow_id))
     return out

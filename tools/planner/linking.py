@@ -128,6 +128,12 @@ def _fit_once(data: list[ScaleData], flows: list[str], lam: float, anchor: int, 
     shared = [np.array([f in elsewhere[s] for f in d.flow], dtype=bool) for s, d in enumerate(data)]
     anchor_shared = [flows[anchor] in elsewhere[s] for s in range(len(data))]
     S = len(data)
+    xs = [np.concatenate([np.ones((len(d.y), 1)), wr], 1) for d, wr in zip(data, wrows)]
+    groups = []  # per scale: (flow column, its rows)
+    for c in cols:
+        order = np.argsort(c, kind="stable")
+        bounds = np.searchsorted(c[order], np.arange(F + 1))
+        groups.append([(j, order[bounds[j]:bounds[j + 1]]) for j in range(F) if bounds[j + 1] > bounds[j]])
     for _ in range(iters):
         # prompt offsets
         q = [theta[c] + (wr * delta[c]).sum(1) if C else theta[c] for c, wr in zip(cols, wrows)]
@@ -144,9 +150,14 @@ def _fit_once(data: list[ScaleData], flows: list[str], lam: float, anchor: int, 
         for s, d in enumerate(data):
             z = (d.y - mus[s][d.prompt]) / b[s]
             om = b[s] ** 2 / sigma2[s]
-            x = np.concatenate([np.ones((len(z), 1)), wrows[s]], 1)
-            np.add.at(xtx[s], cols[s], om * x[:, :, None] * x[:, None, :])
-            np.add.at(xty[s], cols[s], om * x * z[:, None])
+            if C:
+                for j, rows in groups[s]:
+                    x = xs[s][rows]
+                    xtx[s, j] = om * (x.T @ x)
+                    xty[s, j] = om * (x.T @ z[rows])
+            else:
+                xtx[s, :, 0, 0] = om * np.bincount(cols[s], minlength=F)
+                xty[s, :, 0] = om * np.bincount(cols[s], z, F)
         pen = np.diag([0.0] + [lam] * C) + 1e-9 * np.eye(C + 1)
         sol = np.linalg.solve(xtx.sum(0) + pen, xty.sum(0)[..., None])[..., 0]
         theta, delta = sol[:, 0].copy(), sol[:, 1:].copy()

@@ -1,0 +1,63 @@
+"""Provenance of every library flow's prediction: rated, inherited (with measured setting effects), family prior,
+none; and the user's own measurements folded in."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from comfygen.flow_library.library import FlowLibrary
+from comfygen.tools.planner.coverage import CoverageMap, combine_measured, link_user_cells
+
+RATED = ["rated-sdxl-base", "rated-playground-v2", "rated-sd15", "rated-sd15-lowstep", "rated-sd15-lowcfg",
+         "rated-flux-schnell", "rated-lcm-sdxl"]
+QUALITY = {"rated-sdxl-base": (0.0, 0.01), "rated-playground-v2": (0.2, 0.02), "rated-sd15": (-0.6, 0.03),
+           "rated-sd15-lowstep": (-0.7, 0.04), "rated-sd15-lowcfg": (-0.65, 0.04), "rated-flux-schnell": (0.4, 0.03),
+           "rated-lcm-sdxl": (-1.5, 0.08)}
+
+
+@pytest.fixture(scope="module")
+def cov() -> CoverageMap:
+    return CoverageMap(FlowLibrary.default(), RATED, QUALITY, counts={"rated-sd15": 100, "rated-sd15-lowstep": 10})
+
+
+def _pred() -> np.ndarray:
+    return np.array([QUALITY[f][0] for f in RATED])
+
+
+def test_each_flow_says_where_its_number_comes_from(cov):
+    by = {p.flow_id: p for p in cov.predict(_pred())}
+    assert by["rated-sdxl-base"].provenance == "rated"
+    inherited = by["sdxl-hires"]  # SDXL base with a hires pass
+    assert inherited.provenance == "inherited" and inherited.anchor == "rated-sdxl-base"
+    assert inherited.score == pytest.approx(0.0) and inherited.sd > by["rated-sdxl-base"].sd
+    prior = by["sdxl-juggernaut"]  # an unrated SDXL checkpoint
+    assert prior.provenance == "family prior" and prior.score == pytest.approx(0.1)
+    assert set(prior.anchor.split(", ")) == {"rated-sdxl-base", "rated-playground-v2"}
+    assert by["sdxl-lcm"].anchor == "rated-lcm-sdxl"  # the same few-step LoRA: that rated flow, not SDXL's
+    assert by["flux-dev"].provenance == "family prior" and by["flux-dev"].anchor == "rated-flux-schnell"
+    none = by["cascade"]
+    assert none.provenance == "none" and math.isnan(none.score)
+    ranked = [p.flow_id for p in cov.predict(_pred())]
+    assert ranked.index("cascade") > ranked.index("rated-sd15")  # no data: last
+
+
+def test_a_measured_setting_effect_moves_an_inherited_flow(cov):
+    sd15 = FlowLibrary.default().get("sd15-base")
+    few = sd15.model_copy(update={"id": "sd15-10-steps", "steps": 10})
+    local = CoverageMap([*FlowLibrary.default(), few], RATED, QUALITY, counts={"rated-sd15": 100})
+    p = next(x for x in local.predict(_pred()) if x.flow_id == "sd15-10-steps")
+    assert p.provenance == "inherited" and "few steps effect from AGIQA-3K" in p.note
+    assert p.score == pytest.approx(-0.6 + (-0.7 + 0.6))
+
+
+def test_user_measurements_link_through_shared_flows_and_combine_by_precision():
+    cells = {"rated-sdxl-base": (0.5, 0.1, 10), "rated-sd15": (-0.1, 0.1, 10), "cascade": (1.1, 0.1, 10)}
+    joint = link_user_cells(cells, {"rated-sdxl-base": 0.0, "rated-sd15": -0.6})
+    assert joint["rated-sdxl-base"][0] == pytest.approx(0.0) and joint["rated-sd15"][0] == pytest.approx(-0.6)
+    assert joint["cascade"][0] == pytest.approx(0.6)  # 0.6 reward units above SDXL = 0.6 joint units here
+    cov = CoverageMap(FlowLibrary.default(), RATED, QUALITY)
+    ranked = combine_measured(cov.predict(_pred()), joint)
+    assert ranked[0].flow_id == "cascade" and ranked[0].provenance == "measured"
