@@ -90,15 +90,18 @@ class Planner:
         if self._net is None:
             with self._lock:
                 if self._net is None and use_onnx():
-                    from .runtime import planner_export, runtime_for
+                    try:
+                        from .runtime import planner_export, runtime_for
 
-                    graph = planner_export(self.path)
-                    if graph is not None:
-                        self._net = runtime_for(graph)
-                        self._torch = False
-                    else:
-                        logger.warning("no up-to-date planner.onnx in %s: serving with torch (export it with "
-                                       "`python -m comfygen.tools.planner.onnx_export %s`)", self.path, self.path)
+                        graph = planner_export(self.path)
+                        self._net = runtime_for(graph) if graph is not None else None
+                        self._torch = self._net is None
+                        why = "no up-to-date planner.onnx"
+                    except (ImportError, PlannerError) as e:
+                        why = str(e)
+                    if self._net is None:
+                        logger.warning("%s in %s: serving with torch (export it with "
+                                       "`python -m comfygen.tools.planner.onnx_export %s`)", why, self.path, self.path)
                 if self._net is None:
                     from .net import EnsembleNet, TrainParams
 

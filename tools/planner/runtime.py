@@ -136,16 +136,19 @@ class OnnxEnsemble:
     def run(self, texts: list[str], batch_size: int = 32) -> tuple[np.ndarray | None, np.ndarray]:
         """(scores [n, K, F] or None for the plain encoder, embeddings [n, 384]) for ``texts``."""
         with self._lock:
-            missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
-            for start in range(0, len(missing), batch_size):
-                chunk = missing[start:start + batch_size]
-                ids, mask = self.tok(chunk)
-                res = self.session.run(self.outputs, {"input_ids": ids, "attention_mask": mask})
-                scores, emb = (res[0], res[1]) if self.members else (None, res[0])
-                for j, t in enumerate(chunk):
-                    self._cache[t] = (None if scores is None else scores[j], emb[j])
-            rows = [self._cache[t] for t in texts]
-            for t in texts:
+            found = {t: self._cache[t] for t in texts if t in self._cache}
+        missing = list(dict.fromkeys(t for t in texts if t not in found))
+        for start in range(0, len(missing), batch_size):  # outside the lock: sessions run concurrently
+            chunk = missing[start:start + batch_size]
+            ids, mask = self.tok(chunk)
+            res = self.session.run(self.outputs, {"input_ids": ids, "attention_mask": mask})
+            scores, emb = (res[0], res[1]) if self.members else (None, res[0])
+            for j, t in enumerate(chunk):
+                found[t] = (None if scores is None else scores[j], emb[j])
+        rows = [found[t] for t in texts]
+        with self._lock:
+            for t in texts[-CACHE_SIZE:]:
+                self._cache[t] = found[t]
                 self._cache.move_to_end(t)
             while len(self._cache) > CACHE_SIZE:
                 self._cache.popitem(last=False)
