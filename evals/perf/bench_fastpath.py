@@ -9,7 +9,9 @@
 
 Every prompt is new to the process (the runtime caches per-prompt outputs, so repeating one prompt would
 time the cache). ``--torch`` adds the torch path's predict p50 for comparison (imports torch at the end).
-The machine may be shared: the 1-minute load average is printed before and after (``uptime``).
+The machine may be shared: the 1-minute load average is printed before and after (``uptime``), and CPU time
+beside wall time (in process for ``predict``, the child process for ``plan_cold``, the server process per call
+for ``suggest_stdio``): on a loaded machine wall time is mostly waiting for a core.
 
     python -m comfygen.evals.perf.bench_fastpath [--n 200] [--runs 7] [--torch] [--quick]
 """
@@ -68,14 +70,29 @@ async def _stdio_p50(cmd: list[str], env: dict[str, str], tool: str, args_of: An
         for i in range(warmup):
             await c.call_tool(tool, args_of(n + i))
         ms = []
+        cpu0 = _children_cpu_s()
         for i in range(n):
             t = time.perf_counter()
             await c.call_tool(tool, args_of(i))
             ms.append((time.perf_counter() - t) * 1000)
+        cpu = _children_cpu_s() - cpu0
     if not ms:
         return {"first_answer_s": round(first_s, 3)}
     return {"first_answer_s": round(first_s, 3), "p50_ms": round(statistics.median(ms), 3),
-            "p95_ms": round(sorted(ms)[int(0.95 * (len(ms) - 1))], 3)}
+            "p95_ms": round(sorted(ms)[int(0.95 * (len(ms) - 1))], 3), "server_cpu_ms_per_call": round(cpu / n * 1000, 3)}
+
+
+def _children_cpu_s() -> float:
+    """User + system seconds of this process's live children (the stdio server), from /proc."""
+    total, tick, me = 0.0, os.sysconf("SC_CLK_TCK"), os.getpid()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == me:  # fields after the name: state, ppid, ...; utime, stime are the 12th and 13th
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
 
 
 def stdio_rows(home: Path, n: int, runs: int) -> dict[str, Any]:
@@ -92,6 +109,8 @@ def stdio_rows(home: Path, n: int, runs: int) -> dict[str, Any]:
         starts.append(asyncio.run(_stdio_p50(server, _env(home), "suggest_flows", lambda i: firsts, 0, 0))["first_answer_s"])
         floor_starts.append(asyncio.run(_stdio_p50(trivial, _env(home), "echo", echo, 0, 0))["first_answer_s"])
     return {"suggest_stdio": {"value": steady["p50_ms"], "p95": steady["p95_ms"], "floor": floor["p50_ms"],
+                              "server_cpu_ms_per_call": steady["server_cpu_ms_per_call"],
+                              "floor_server_cpu_ms_per_call": floor["server_cpu_ms_per_call"],
                               "floor_what": "trivial MCP tool over stdio, p50 ms"},
             "server_first_suggest": {"value": round(statistics.median(starts), 3),
                                      "floor": round(statistics.median(floor_starts), 3),
@@ -139,22 +158,29 @@ def torch_predict(n: int) -> float:
     return round(statistics.median(ms), 3)
 
 
-def _wall(cmd: list[str], env: dict[str, str]) -> float:
+def _wall(cmd: list[str], env: dict[str, str], cpu: list[float] | None = None) -> float:
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-    return time.perf_counter() - t
+    wall = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if cpu is not None:  # user + system seconds of the process: what it costs when it is not waiting for a core
+        cpu.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    return wall
 
 
 def plan_cold_row(home: Path, runs: int) -> dict[str, Any]:
     env = _env(home)
-    plan, floor, heavy = [], [], []
+    plan, floor, heavy, cpu = [], [], [], []
     for r in range(runs):
-        plan.append(_wall([sys.executable, "-m", "comfygen.server.cli", "plan", f"a fox in the snow, run {r}"], env))
+        plan.append(_wall([sys.executable, "-m", "comfygen.server.cli", "plan", f"a fox in the snow, run {r}"], env, cpu))
         floor.append(_wall([sys.executable, "-c", "pass"], env))
     for _ in range(min(runs, 3)):
         heavy.append(_wall([sys.executable, "-c", "import torch, transformers, peft"], env))
-    return {"value": round(statistics.median(plan), 3), "floor": round(statistics.median(floor), 3),
-            "floor_what": "python -c pass, median s", "runs": runs,
+    return {"value": round(statistics.median(plan), 3), "cpu_s": round(statistics.median(cpu), 3),
+            "floor": round(statistics.median(floor), 3), "floor_what": "python -c pass, median s", "runs": runs,
             "import_torch_transformers_peft_s": round(statistics.median(heavy), 3)}
 
 
@@ -189,8 +215,9 @@ def _print(out: dict[str, Any]) -> None:
     print(f"{'row':<22}{'value':>10}{'floor':>10}{'ratio':>8}{'goal':>8}  meets")
     for name, r in out["rows"].items():
         u = UNITS[name]
+        cpu = r.get("cpu_p50", r.get("cpu_s", r.get("server_cpu_ms_per_call")))
         print(f"{name:<22}{r['value']:>8.3f}{u:>2}{r['floor']:>8.3f}{u:>2}{r['ratio']:>8}{r['goal']:>6}{u:>2}  "
-              f"{r['meets_goal']}   (floor: {r['floor_what']})")
+              f"{r['meets_goal']}   (floor: {r['floor_what']}{'' if cpu is None else f'; CPU time {cpu} {u}'})")
     print(json.dumps(out["rows"]))
     print(f"command: {out['command']}")
 
