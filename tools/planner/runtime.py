@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import PlannerError
+from .artifact import CONFIG, WEIGHTS
 from .onnx_export import ENCODER_FILE, ONNX_FILE, base_shapes, weights_digest
 
 logger = logging.getLogger(__name__)
@@ -187,14 +188,22 @@ def runtime_for(graph: Path) -> OnnxEnsemble:
 
 
 def planner_export(path: Path) -> Path | None:
-    """``path/planner.onnx`` when it exists and was exported from this very artifact, else None."""
+    """``path/planner.onnx`` when it exists and was exported from this very artifact, else None (the digests
+    are compared once per version of the files: a served prompt only pays three ``stat`` calls)."""
     graph = path / ONNX_FILE
     try:
-        if graph.is_file() and graph_digest(graph) == weights_digest(path):
-            return graph
+        key = tuple((p.stat().st_mtime_ns, p.stat().st_size) for p in (graph, path / WEIGHTS, path / CONFIG))
     except OSError:
-        pass
-    return None
+        return None
+    return graph if _export_matches(graph.resolve(), key) else None
+
+
+@lru_cache(maxsize=16)
+def _export_matches(graph: Path, key: tuple[tuple[int, int], ...]) -> bool:
+    try:
+        return graph_digest(graph) == weights_digest(graph.parent)
+    except OSError:
+        return False
 
 
 def graph_digest(graph: Path) -> str | None:
