@@ -174,6 +174,7 @@ def build_model(members: list[dict[str, np.ndarray]], head_w: np.ndarray | None,
     # slots: [M, B*T, H]
     h = g.op("Reshape", x, c("shape_1bth", np.array([1, -1, HIDDEN], np.int64)))
     h = g.op("Expand", h, c("shape_m11", np.array([slots, 1, 1], np.int64)))
+    h = g.op("Reshape", h, c("shape_rows_h", np.array([-1, HIDDEN], np.int64)))  # rows: slot, prompt, token
     # attention bias: 0 for tokens, float32 min for padding, shaped [M*B, 1, 1, T]
     mask_f = g.op("Cast", mask, to=onnx.TensorProto.FLOAT)
     bias = g.op("Mul", g.op("Sub", c("one_f", np.array(1.0, np.float32)), mask_f),
@@ -188,29 +189,25 @@ def build_model(members: list[dict[str, np.ndarray]], head_w: np.ndarray | None,
         p = f"encoder.layer.{i}."
 
         def linear(inp: str, name: str) -> str:
-            w = g.op("Transpose", base[p + name + ".weight"], perm=[1, 0])
-            return g.op("Add", g.op("MatMul", inp, w), base[p + name + ".bias"])
+            # Gemm with transB reads the [out, in] weight as stored: nothing to transpose or fold at session
+            # creation (ONNX Runtime prepacks it once)
+            return g.op("Gemm", inp, base[p + name + ".weight"], base[p + name + ".bias"], transB=1)
 
-        # query, key and value in one matrix product (the weights are concatenated once, at session creation)
-        names = [f"attention.self.{m}" for m in ("query", "key", "value")]
-        w_qkv = g.op("Concat", *[g.op("Transpose", base[p + n + ".weight"], perm=[1, 0]) for n in names], axis=1)
-        b_qkv = g.op("Concat", *[base[p + n + ".bias"] for n in names], axis=0)
-        qkv = g.op("Add", g.op("MatMul", h, w_qkv), b_qkv)
-        split = [f"qkv_{i}_{m}" for m in ("query", "key", "value")]
-        g.nodes.append(helper.make_node("Split", [qkv, c("split_3", np.array([HIDDEN] * 3, np.int64))], split,
-                                        axis=-1, name=f"split_{i}"))
+        h3 = g.op("Reshape", h, c("shape_m_bt_h", np.array([slots, -1, HIDDEN], np.int64)))  # per slot, for LoRA
         proj = {}
-        for module, out in zip(("query", "key", "value"), split):
+        for module in ("query", "key", "value"):
+            out = linear(h, f"attention.self.{module}")
             lora = _lora_stack(g, members, i, module, slots, scaling)
-            if lora is not None:
-                out = g.op("Add", out, g.op("MatMul", g.op("MatMul", h, lora[0]), lora[1]))
+            if lora is not None:  # each member's low-rank update on its own slot (batched matrix products)
+                delta = g.op("MatMul", g.op("MatMul", h3, lora[0]), lora[1])
+                out = g.op("Add", out, g.op("Reshape", delta, c("shape_rows_h", np.array([-1, HIDDEN], np.int64))))
             proj[module] = g.op("Reshape", out, heads_shape)
         q = g.op("Transpose", proj["query"], perm=[0, 2, 1, 3])
         kt = g.op("Transpose", proj["key"], perm=[0, 2, 3, 1])
         v = g.op("Transpose", proj["value"], perm=[0, 2, 1, 3])
         att = g.op("Softmax", g.op("Add", g.op("Mul", g.op("MatMul", q, kt), scale), bias), axis=-1)
         ctx = g.op("Transpose", g.op("MatMul", att, v), perm=[0, 2, 1, 3])
-        ctx = g.op("Reshape", ctx, c("shape_m_bt_h", np.array([slots, -1, HIDDEN], np.int64)))
+        ctx = g.op("Reshape", ctx, c("shape_rows_h", np.array([-1, HIDDEN], np.int64)))
         h1 = g.op("LayerNormalization", g.op("Add", linear(ctx, "attention.output.dense"), h),
                   base[p + "attention.output.LayerNorm.weight"], base[p + "attention.output.LayerNorm.bias"],
                   axis=-1, epsilon=LN_EPS)

@@ -22,7 +22,6 @@ from ..errors import PlannerError
 from .artifact import PlannerConfig, save_artifact
 from .data import TripletTable, grouped_folds
 from .net import EnsembleNet, TrainParams, train_member
-from .onnx_export import export_after_save
 
 logger = logging.getLogger(__name__)
 
@@ -125,6 +124,8 @@ def train_planner(table: TripletTable, out: Path, cfg: PlannerTrainConfig | None
                     "sha256": _table_hash(table), "seconds": round(time.perf_counter() - started, 1)},
     )
     save_artifact(out, config, adapters, np.stack(head_w), np.stack(head_b), half=cfg.half)
+    from .onnx_export import export_after_save
+
     export_after_save(out)  # planner.onnx: the torch-free serving graph
     say(f"saved planner to {out} ({k} member(s), tau={'none' if tau is None else round(tau, 4)}, "
         f"{time.perf_counter() - started:.0f} s)")
