@@ -1,7 +1,7 @@
 """Stage what the GPU benchmark needs on a machine that can fetch nothing: ComfyUI's code and missing wheels.
 
-Writes an ignored folder (default ``.gpu-stage/`` at the repository root, added to the repository's
-``info/exclude``; never committed) holding
+Writes an ignored folder (default ``.gpu-stage/`` at the repository root, ignored by its own ``.gitignore``;
+never committed) holding
 
 - ``ComfyUI/``: ComfyUI's code at a fixed commit, taken from a git directory or checkout of its public
   repository (blobs the copy lacks are left out and listed), with ``gpu_bench_node.py`` as
@@ -96,14 +96,8 @@ def traveling_bytes(stage: Path) -> int:
 
 
 def ignore(stage: Path) -> None:
-    exclude = Path(subprocess.run(["git", "-C", str(REPO), "rev-parse", "--git-path", "info/exclude"], check=True,
-                                  capture_output=True, text=True).stdout.strip())
-    exclude = exclude if exclude.is_absolute() else REPO / exclude
-    rel = "/" + stage.resolve().relative_to(REPO).as_posix() + "/"
-    lines = exclude.read_text().splitlines() if exclude.is_file() else []
-    if rel not in lines:
-        exclude.parent.mkdir(parents=True, exist_ok=True)
-        exclude.write_text("\n".join(lines + [rel]) + "\n")
+    """Make git ignore the stage from inside it (so it never travels uncarried and is never committed)."""
+    (stage / ".gitignore").write_text("# staged by evals/perf/gpu_stage.py: third-party code and wheels, never committed\n*\n")
 
 
 def main(argv: list[str] | None = None) -> dict:
