@@ -43,9 +43,11 @@ def _torch_scores(path: Path, texts: list[str]) -> np.ndarray:
 def _assert_agrees(path: Path, texts: list[str]) -> None:
     graph = planner_export(path)
     assert graph is not None, f"no up-to-date {ONNX_FILE} in {path}"
-    fast = OnnxEnsemble(graph).scores(texts)
+    rt = OnnxEnsemble(graph)
+    fast = rt.scores(texts)
     ref = _torch_scores(path, texts)
     assert fast.shape == ref.shape
+    assert rt.scores([]).shape == (0, *ref.shape[1:])  # as EnsembleNet.scores([])
     assert np.abs(fast - ref).max() <= 1e-4
     planner = Planner.load(path)
     for a, b in zip(ref.mean(1), fast.mean(1)):

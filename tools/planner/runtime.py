@@ -156,7 +156,10 @@ class OnnxEnsemble:
         emb = np.stack([r[1] for r in rows]) if rows else np.zeros((0, 384), np.float32)
         if not self.members:
             return None, emb
-        return (np.stack([r[0] for r in rows]) if rows else None), emb
+        if not rows:
+            flows = next(o.shape[2] for o in self.session.get_outputs() if o.name == "scores")
+            return np.zeros((0, self.members, flows), np.float32), emb
+        return np.stack([r[0] for r in rows]), emb
 
     def scores(self, texts: list[str]) -> np.ndarray:
         """Member scores [n, K, F], as ``EnsembleNet.scores``."""
