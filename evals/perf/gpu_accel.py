@@ -158,6 +158,16 @@ async def bench_variant(client: Any, schema: dict[str, Any], family: str, name: 
     return r
 
 
+def model_dir(need_gb: float) -> Path:
+    """/dev/shm when it has room for the models (loading from memory is fast), else a temp dir on disk."""
+    import shutil
+
+    shm = Path("/dev/shm")
+    if shm.is_dir() and os.access(shm, os.W_OK) and shutil.disk_usage(shm).free > need_gb * 1e9:
+        return shm / "comfygen-models"
+    return Path(tempfile.mkdtemp(prefix="comfygen-models-"))
+
+
 def helper(python: str, comfyui: Path, *cmd: str) -> dict[str, Any]:
     out = subprocess.run([python, str(HERE / "gpu_models.py"), "--comfyui", str(comfyui), *cmd],
                          check=True, capture_output=True, text=True)
@@ -170,7 +180,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--python", default=sys.executable, help="the Python that runs ComfyUI")
     ap.add_argument("--port", type=int, default=8199)
     ap.add_argument("--models", type=Path, default=None, help="model folder (default: /dev/shm/comfygen-models "
-                                                                "when it exists, else a temp dir)")
+                                                                "when it has room, else a temp dir)")
     ap.add_argument("--make-models", action="store_true", help="build the random models first")
     ap.add_argument("--tiny", action="store_true", help="small layouts of the same architectures (CPU checks)")
     ap.add_argument("--family", default="sdxl,flux", help="comma-separated: sdxl, flux")
@@ -191,27 +201,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     families = [f.strip() for f in args.family.split(",") if f.strip()]
     if unknown := [v for v in args.variants if v not in VARIANTS] + [f for f in families if f not in FILES]:
         ap.error(f"unknown variants/families {unknown}")
-    shm = Path("/dev/shm")
-    models = args.models or (shm / "comfygen-models" if shm.is_dir() and os.access(shm, os.W_OK)
-                             else Path(tempfile.mkdtemp(prefix="comfygen-models-")))
+    models = args.models or model_dir(2 if args.tiny else 40)
     figures: dict[str, Any] = {"size": args.size, "steps": args.steps, "tiny": args.tiny, "models_dir": str(models)}
-    figures["peak"] = helper(args.python, args.comfyui, "peak")
+    prep = helper(args.python, args.comfyui, "prepare", "--family", ",".join(families), "--size", str(args.size),
+                  *(["--models", str(models)] if args.make_models else []), *(["--tiny"] if args.tiny else []))
+    figures.update(prep)
     gpu = figures["peak"].get("bf16_tflops") is not None
-    if args.make_models:
-        t = time.monotonic()
-        figures["models"] = helper(args.python, args.comfyui, "build", "--models", str(models), "--family",
-                                   ",".join(families), *(["--tiny"] if args.tiny else []))
-        figures["models_build_s"] = round(time.monotonic() - t, 1)
     flops: dict[str, float | None] = {}
     for fam in families:
-        try:
-            counted = helper(args.python, args.comfyui, "flops", "--family", fam, "--size", str(args.size),
-                             *(["--tiny"] if args.tiny else []))
-            flops[fam] = counted["flops_per_pass"] * (2 if CFG[fam] > 1 else 1) * args.steps
-            figures.setdefault("flops", {})[fam] = {**counted, "flops_per_image": flops[fam]}
-        except subprocess.CalledProcessError as e:
-            flops[fam] = None
-            figures.setdefault("flops", {})[fam] = {"error": e.stderr[-500:]}
+        counted = figures["flops"].get(fam, {})
+        flops[fam] = (counted["flops_per_pass"] * (2 if CFG[fam] > 1 else 1) * args.steps
+                      if "flops_per_pass" in counted else None)
+        counted["flops_per_image"] = flops[fam]
     t = time.monotonic()
     proc, url, log = start_comfyui(args.comfyui, args.python, args.port, models, gpu, shlex.split(args.comfyui_args))
     figures["comfyui_start_s"] = round(time.monotonic() - t, 1)

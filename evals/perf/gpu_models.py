@@ -180,11 +180,29 @@ def main(argv: list[str] | None = None) -> None:
     f.add_argument("--size", type=int, default=1024)
     f.add_argument("--tiny", action="store_true")
     sub.add_parser("peak")
+    pr = sub.add_parser("prepare", help="peak, then (with --models) build, then flops: one process, one import")
+    pr.add_argument("--models", type=Path, default=None)
+    pr.add_argument("--family", default="sdxl,flux")
+    pr.add_argument("--size", type=int, default=1024)
+    pr.add_argument("--tiny", action="store_true")
     args = ap.parse_args(argv)
     if args.cmd == "build":
         res = build(args.comfyui, args.models, [x for x in args.family.split(",") if x], args.tiny)
     elif args.cmd == "flops":
         res = flops(args.comfyui, args.family, args.size, args.tiny)
+    elif args.cmd == "prepare":
+        families = [x for x in args.family.split(",") if x]
+        res = {"peak": peak()}
+        if args.models is not None:
+            t = time.perf_counter()
+            res["models"] = build(args.comfyui, args.models, families, args.tiny)
+            res["models_build_s"] = round(time.perf_counter() - t, 1)
+        res["flops"] = {}
+        for fam in families:
+            try:
+                res["flops"][fam] = flops(args.comfyui, fam, args.size, args.tiny)
+            except Exception as e:  # noqa: BLE001 - the benchmark still runs, without TFLOP/s for this family
+                res["flops"][fam] = {"error": f"{type(e).__name__}: {e}"[:500]}
     else:
         res = peak()
     print(json.dumps(res))
