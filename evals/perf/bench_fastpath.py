@@ -3,9 +3,9 @@
 | row | figure | floor (same run) | goal |
 |---|---|---|---|
 | suggest_stdio | ``suggest_flows`` over stdio, p50 (a new prompt every call) | a trivial MCP tool over stdio | 5 ms |
-| predict | ``Planner.predict`` p50 in process (a new prompt every call) | one plain MiniLM forward in ONNX Runtime | 3 ms |
+| predict | ``Planner.predict`` p50 in process (a new prompt every call) | one plain MiniLM forward (ORT) | 3 ms |
 | plan_cold | ``comfygen plan "..."`` as a whole new process, median wall | ``python -c pass`` | 1.0 s |
-| server_first_suggest | ``python -m comfygen.server`` start until its first ``suggest_flows`` answers | a trivial MCP server's start until its first answer | 1.5 s |
+| server_first_suggest | ``python -m comfygen.server`` start to its first ``suggest_flows`` answer | the same, trivial server | 1.5 s |
 
 Every prompt is new to the process (the runtime caches per-prompt outputs, so repeating one prompt would
 time the cache). ``--torch`` adds the torch path's predict p50 for comparison (imports torch at the end).
@@ -57,7 +57,8 @@ def _env(home: Path) -> dict[str, str]:
     return {**os.environ, "COMFYGEN_HOME": str(home), "COMFYGEN_COMFYUI_URLS": ""}
 
 
-async def _stdio_p50(cmd: list[str], env: dict[str, str], tool: str, args_of: Any, n: int, warmup: int) -> dict[str, Any]:
+async def _stdio_p50(cmd: list[str], env: dict[str, str], tool: str, args_of: Any, n: int,
+                     warmup: int) -> dict[str, Any]:
     """Start a stdio MCP server; (seconds to the first answer, p50 ms of the next n calls)."""
     from mcp import Client, StdioServerParameters
 
@@ -79,7 +80,8 @@ async def _stdio_p50(cmd: list[str], env: dict[str, str], tool: str, args_of: An
     if not ms:
         return {"first_answer_s": round(first_s, 3)}
     return {"first_answer_s": round(first_s, 3), "p50_ms": round(statistics.median(ms), 3),
-            "p95_ms": round(sorted(ms)[int(0.95 * (len(ms) - 1))], 3), "server_cpu_ms_per_call": round(cpu / n * 1000, 3)}
+            "p95_ms": round(sorted(ms)[int(0.95 * (len(ms) - 1))], 3),
+            "server_cpu_ms_per_call": round(cpu / n * 1000, 3)}
 
 
 def _children_cpu_s() -> float:
@@ -106,7 +108,8 @@ def stdio_rows(home: Path, n: int, runs: int) -> dict[str, Any]:
     starts, floor_starts = [], []
     for r in range(runs):  # alternate, so load changes hit both alike
         firsts = {"prompt": f"first prompt of start {r}, a castle at dawn", "k": 5}
-        starts.append(asyncio.run(_stdio_p50(server, _env(home), "suggest_flows", lambda i: firsts, 0, 0))["first_answer_s"])
+        first = asyncio.run(_stdio_p50(server, _env(home), "suggest_flows", lambda i: firsts, 0, 0))
+        starts.append(first["first_answer_s"])
         floor_starts.append(asyncio.run(_stdio_p50(trivial, _env(home), "echo", echo, 0, 0))["first_answer_s"])
     return {"suggest_stdio": {"value": steady["p50_ms"], "p95": steady["p95_ms"], "floor": floor["p50_ms"],
                               "server_cpu_ms_per_call": steady["server_cpu_ms_per_call"],
@@ -175,7 +178,8 @@ def plan_cold_row(home: Path, runs: int) -> dict[str, Any]:
     env = _env(home)
     plan, floor, heavy, cpu = [], [], [], []
     for r in range(runs):
-        plan.append(_wall([sys.executable, "-m", "comfygen.server.cli", "plan", f"a fox in the snow, run {r}"], env, cpu))
+        cmd = [sys.executable, "-m", "comfygen.server.cli", "plan", f"a fox in the snow, run {r}"]
+        plan.append(_wall(cmd, env, cpu))
         floor.append(_wall([sys.executable, "-c", "pass"], env))
     for _ in range(min(runs, 3)):
         heavy.append(_wall([sys.executable, "-c", "import torch, transformers, peft"], env))

@@ -66,7 +66,8 @@ PRUNA_NOTE = ("Pruna's ComfyUI nodes (pack ComfyUI_pruna + pruna with its extras
 def build_graph(family: str, size: int, steps: int, seed: int) -> dict[str, Any]:
     latent = "EmptySD3LatentImage" if family == "flux" else "EmptyLatentImage"
     return {
-        "unet": {"class_type": "UNETLoader", "inputs": {"unet_name": FILES[family]["model"], "weight_dtype": "default"}},
+        "unet": {"class_type": "UNETLoader",
+                 "inputs": {"unet_name": FILES[family]["model"], "weight_dtype": "default"}},
         "vae": {"class_type": "VAELoader", "inputs": {"vae_name": FILES[family]["vae"]}},
         "pos": {"class_type": "ComfygenRandomConditioning", "inputs": {"family": family, "seed": 1}},
         "neg": {"class_type": "ComfygenRandomConditioning", "inputs": {"family": family, "seed": 2}},
@@ -91,7 +92,8 @@ def start_comfyui(comfyui: Path, python: str, port: int, models: Path, gpu: bool
         f"comfygen:\n  base_path: {models.resolve()}\n  diffusion_models: diffusion_models\n  vae: vae\n")
     log_path = work / "comfyui.log"
     args = [python, "main.py", "--listen", "127.0.0.1", "--port", str(port), "--disable-api-nodes",
-            "--front-end-root", str(work / "frontend"), "--extra-model-paths-config", str(work / "extra_model_paths.yaml"),
+            "--front-end-root", str(work / "frontend"),
+            "--extra-model-paths-config", str(work / "extra_model_paths.yaml"),
             "--output-directory", str(work / "output"), "--temp-directory", str(work),
             "--cache-lru", "32",  # both families' loaders stay cached while the variants alternate between them
             *(["--disable-cuda-malloc", "--highvram"] if gpu else ["--cpu"]), *extra]
@@ -121,7 +123,8 @@ async def bench_variant(client: Any, schema: dict[str, Any], family: str, name: 
 
     cls, inputs = VARIANTS[name]
     if cls is not None and cls not in schema:
-        return {"skipped": f"{cls} is not installed on this ComfyUI" + (f" ({PRUNA_NOTE})" if name.startswith("pruna") else "")}
+        note = f" ({PRUNA_NOTE})" if name.startswith("pruna") else ""
+        return {"skipped": f"{cls} is not installed on this ComfyUI{note}"}
     left = deadline - time.monotonic()
     if left <= 0 or (name in COMPILERS and left < args.compile_reserve_s):
         return {"skipped": f"time budget: {max(left, 0):.0f} s left of {args.budget_s:.0f} s"

@@ -82,7 +82,8 @@ def diffusion_model(family: str, tiny: bool, device: str, dtype: Any) -> Any:
                          operations=comfy.ops.disable_weight_init)
     from comfy.ldm.flux.model import Flux
 
-    return Flux(**(FLUX_TINY if tiny else FLUX_DIT), dtype=dtype, device=device, operations=comfy.ops.disable_weight_init)
+    return Flux(**(FLUX_TINY if tiny else FLUX_DIT), dtype=dtype, device=device,
+                operations=comfy.ops.disable_weight_init)
 
 
 def build(comfyui: Path, models: Path, families: list[str], tiny: bool, seed: int = 0) -> dict[str, Any]:

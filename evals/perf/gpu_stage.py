@@ -97,7 +97,8 @@ def traveling_bytes(stage: Path) -> int:
 
 def ignore(stage: Path) -> None:
     """Make git ignore the stage from inside it (so it never travels uncarried and is never committed)."""
-    (stage / ".gitignore").write_text("# staged by evals/perf/gpu_stage.py: third-party code and wheels, never committed\n*\n")
+    (stage / ".gitignore").write_text("# staged by evals/perf/gpu_stage.py: third-party code and wheels, "
+                                      "never committed\n*\n")
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -114,12 +115,14 @@ def main(argv: list[str] | None = None) -> dict:
     ignore(stage)
     git_dir = args.comfyui_git / ".git" if (args.comfyui_git / ".git").exists() else args.comfyui_git
     missing = export_tree(git_dir, args.rev, stage / "ComfyUI")
-    shutil.copyfile(Path(__file__).with_name("gpu_bench_node.py"), stage / "ComfyUI" / "custom_nodes" / "comfygen_bench.py")
+    node = stage / "ComfyUI" / "custom_nodes" / "comfygen_bench.py"
+    shutil.copyfile(Path(__file__).with_name("gpu_bench_node.py"), node)
     wheels = download_wheels(stage / "wheels", args.python_version)
     total = traveling_bytes(stage)
     manifest = {"comfyui_rev": args.rev, "left_out": missing, "wheels": wheels, "python_version": args.python_version,
                 "traveling_mib": round(total / 2 ** 20, 1), "limit_mib": LIMIT // 2 ** 20,
-                "comfyui_mib": round(sum(p.stat().st_size for p in (stage / "ComfyUI").rglob("*") if p.is_file()) / 2 ** 20, 1),
+                "comfyui_mib": round(sum(p.stat().st_size for p in (stage / "ComfyUI").rglob("*")
+                                         if p.is_file()) / 2 ** 20, 1),
                 "wheels_mib": round(sum(p.stat().st_size for p in (stage / "wheels").glob("*.whl")) / 2 ** 20, 1)}
     (stage / "MANIFEST.json").write_text(json.dumps(manifest, indent=1) + "\n")
     print(json.dumps(manifest, indent=1))

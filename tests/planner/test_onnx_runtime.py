@@ -155,7 +155,8 @@ def test_classifier_onnx_agrees_with_torch(monkeypatch):
     assert shipped is not None, "prototypes.safetensors is stale: python -m comfygen.tools.categorize.fast"
     assert np.abs(shipped - ref_proto).max() <= 1e-5
     assert np.abs(fast - ref).max() <= 1e-4
-    assert [[c for c, _ in row] for row in fast_clf.predict_many(PROMPTS)] == [[c for c, _ in row] for row in ref_labels]
+    labels = [[c for c, _ in row] for row in fast_clf.predict_many(PROMPTS)]
+    assert labels == [[c for c, _ in row] for row in ref_labels]
     for p in PROMPTS[:5]:  # the one-prompt serving call goes through the planner's graph
         assert np.abs(fast_clf.probs([p])[0] - clf.probs([p])[0]).max() <= 1e-4
 

@@ -168,7 +168,8 @@ def build_model(members: list[dict[str, np.ndarray]], head_w: np.ndarray | None,
     pos = g.op("Range", c("zero_s", np.array(0, np.int64)), seq, c("one_s", np.array(1, np.int64)))
     x = g.op("Add", g.op("Gather", base["embeddings.word_embeddings.weight"], ids),
              g.op("Gather", base["embeddings.position_embeddings.weight"], pos))
-    x = g.op("Add", x, g.op("Gather", base["embeddings.token_type_embeddings.weight"], c("zero_t", np.array(0, np.int64))))
+    token_type = g.op("Gather", base["embeddings.token_type_embeddings.weight"], c("zero_t", np.array(0, np.int64)))
+    x = g.op("Add", x, token_type)
     x = g.op("LayerNormalization", x, base["embeddings.LayerNorm.weight"], base["embeddings.LayerNorm.bias"],
              axis=-1, epsilon=LN_EPS)
     # slots: [M, B*T, H]
@@ -182,8 +183,9 @@ def build_model(members: list[dict[str, np.ndarray]], head_w: np.ndarray | None,
     bias = g.op("Tile", g.op("Unsqueeze", bias, c("axes_12", np.array([1, 2], np.int64))),
                 c("tile_m111", np.array([slots, 1, 1, 1], np.int64)))
     dh = HIDDEN // HEADS
-    heads_shape = g.op("Concat", c("neg1", np.array([-1], np.int64)), g.op("Unsqueeze", seq, c("ax0", np.array([0], np.int64))),
-                       c("heads_dh", np.array([HEADS, dh], np.int64)), axis=0)  # [M*B, T, nh, dh]
+    seq_1 = g.op("Unsqueeze", seq, c("ax0", np.array([0], np.int64)))
+    heads_shape = g.op("Concat", c("neg1", np.array([-1], np.int64)), seq_1, c("heads_dh", np.array([HEADS, dh], np.int64)),
+                       axis=0)  # [M*B, T, nh, dh]
     scale = c("attn_scale", np.array(1.0 / math.sqrt(dh), np.float32))
     for i in range(LAYERS):
         p = f"encoder.layer.{i}."
@@ -218,8 +220,9 @@ def build_model(members: list[dict[str, np.ndarray]], head_w: np.ndarray | None,
         h = g.op("LayerNormalization", g.op("Add", linear(ff, "output.dense"), h1),
                  base[p + "output.LayerNorm.weight"], base[p + "output.LayerNorm.bias"], axis=-1, epsilon=LN_EPS)
     # masked mean over tokens, then L2 normalisation (sentence-transformers pooling): [M, B, H]
-    shape_mbth = g.op("Concat", c("m_dim", np.array([slots], np.int64)), g.op("Unsqueeze", batch, c("ax0b", np.array([0], np.int64))),
-                      g.op("Unsqueeze", seq, c("ax0c", np.array([0], np.int64))), c("h_dim", np.array([HIDDEN], np.int64)), axis=0)
+    batch_1 = g.op("Unsqueeze", batch, c("ax0", np.array([0], np.int64)))
+    shape_mbth = g.op("Concat", c("m_dim", np.array([slots], np.int64)), batch_1, seq_1,
+                      c("h_dim", np.array([HIDDEN], np.int64)), axis=0)
     hs = g.op("Reshape", h, shape_mbth)
     m = g.op("Unsqueeze", mask_f, c("axes_03", np.array([0, 3], np.int64)))  # [1, B, T, 1]
     summed = g.op("ReduceSum", g.op("Mul", hs, m), c("axis_t", np.array([2], np.int64)), keepdims=0)
@@ -241,7 +244,8 @@ def build_model(members: list[dict[str, np.ndarray]], head_w: np.ndarray | None,
         kbf = g.op("Add", g.op("MatMul", emb, w_t), g.op("Unsqueeze", g.weight("head.bias", head_b),
                                                           c("ax1", np.array([1], np.int64))))
         g.nodes.append(helper.make_node("Transpose", [kbf], ["scores"], perm=[1, 0, 2], name="scores"))
-        outputs.append(helper.make_tensor_value_info("scores", onnx.TensorProto.FLOAT, ["batch", k, int(head_w.shape[1])]))
+        flows = int(head_w.shape[1])
+        outputs.append(helper.make_tensor_value_info("scores", onnx.TensorProto.FLOAT, ["batch", k, flows]))
     graph = helper.make_graph(
         g.nodes, "comfygen_planner" if k else "minilm_encoder",
         [helper.make_tensor_value_info(ids, onnx.TensorProto.INT64, ["batch", "seq"]),
