@@ -38,16 +38,17 @@ def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug
             warnings.filterwarnings("ignore", category=category)
 
 
-def _register() -> None:
+def _register(argv: list[str] | None = None) -> None:
     # Imported here so `comfygen --help` stays fast and each area owns its own module.
     from .commands import register_all
 
-    register_all(app)
+    command = next((a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith("-")), None)
+    register_all(app, command)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: runs the app and turns ComfyGenError into a clean message + exit 1."""
-    _register()
+    _register(argv)
     try:
         app(args=argv, standalone_mode=True)
     except ComfyGenError as e:

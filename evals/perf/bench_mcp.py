@@ -49,9 +49,11 @@ async def _latencies(client: Any, n: int, warmup: int) -> dict[str, dict[str, fl
             if r.is_error:
                 raise RuntimeError(f"{name} failed: {r.content[0].text}")
         ms = []
-        for _ in range(n):
+        for i in range(n):
+            # a new prompt each call: the planner runtime caches per-prompt outputs
+            call = {**args, "prompt": f"{args['prompt']}, take {i}"} if "prompt" in args else args
             t = time.perf_counter()
-            await client.call_tool(name, args)
+            await client.call_tool(name, call)
             ms.append((time.perf_counter() - t) * 1000)
         out[name] = _summary(ms)
     return out

@@ -22,6 +22,14 @@ MODULES = [
 ]
 
 
-def register_all(app: typer.Typer) -> None:
-    for name in MODULES:
-        importlib.import_module(f"{__name__}.{name}").register(app)
+# Serving commands whose module is the only one they need: the others are not imported for them (start-up time).
+FAST_PATH = {"plan": "planner", "serve": "serve", "generate": "generate"}
+
+
+def register_all(app: typer.Typer, command: str | None = None) -> None:
+    """Register every area's commands, or only the module of ``command`` when it is a fast-path command."""
+    done: set[str] = app.__dict__.setdefault("_comfygen_registered", set())
+    for name in [FAST_PATH[command]] if command in FAST_PATH else MODULES:
+        if name not in done:  # main() may run more than once in a process
+            done.add(name)
+            importlib.import_module(f"{__name__}.{name}").register(app)

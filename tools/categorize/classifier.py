@@ -95,13 +95,22 @@ class CategoryClassifier:
     def encoder(cls) -> Encoder:
         with cls._enc_lock:
             if cls._encoder is None:
-                cls._encoder = Encoder()
+                from .fast import fast_encoder
+
+                cls._encoder = fast_encoder() or Encoder()  # type: ignore[assignment]
             return cls._encoder
+
+    def prototype_texts(self) -> list[str]:
+        by_id = {c.id: c for c in CATEGORIES}
+        return [category_text(by_id[i]) if i in by_id else i for i in self.ids]
 
     def _prototypes(self) -> np.ndarray:
         if self._proto is None:
-            by_id = {c.id: c for c in CATEGORIES}
-            self._proto = self.encoder()([category_text(by_id[i]) if i in by_id else i for i in self.ids])
+            from .fast import cached_prototypes
+
+            texts = self.prototype_texts()
+            cached = cached_prototypes(texts)
+            self._proto = cached if cached is not None else self.encoder()(texts)
         return self._proto
 
     def probs(self, prompts: list[str]) -> np.ndarray:

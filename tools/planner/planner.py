@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,13 @@ from ..errors import PlannerError
 from .artifact import PlannerConfig, load_artifact
 
 logger = logging.getLogger(__name__)
+
+BACKEND_ENV = "COMFYGEN_PLANNER_BACKEND"
+
+
+def use_onnx() -> bool:
+    """Serve with ONNX Runtime (the default) unless ``COMFYGEN_PLANNER_BACKEND=torch``."""
+    return os.environ.get(BACKEND_ENV, "onnx").strip().lower() != "torch"
 
 
 def bundled_dir() -> Path:
@@ -51,6 +60,7 @@ class Planner:
         self.config = config
         self._net: Any = None
         self._lock = threading.Lock()
+        self._torch = True
         self._index = {f: j for j, f in enumerate(config.flows)}
         self._order = [self._index[f] for f in config.flow_order]
         self._coverage: Any = None
@@ -80,6 +90,19 @@ class Planner:
     def _ensure(self) -> Any:
         if self._net is None:
             with self._lock:
+                if self._net is None and use_onnx():
+                    try:
+                        from .runtime import planner_export, runtime_for
+
+                        graph = planner_export(self.path)
+                        self._net = runtime_for(graph) if graph is not None else None
+                        self._torch = self._net is None
+                        why = "no up-to-date planner.onnx"
+                    except (ImportError, PlannerError) as e:
+                        why = str(e)
+                    if self._net is None:
+                        logger.warning("%s in %s: serving with torch (export it with "
+                                       "`python -m comfygen.tools.planner.onnx_export %s`)", why, self.path, self.path)
                 if self._net is None:
                     from .net import EnsembleNet, TrainParams
 
@@ -206,7 +229,8 @@ class Planner:
         if target_score is not None and not 0.0 <= target_score <= 1.0:
             raise PlannerError(f"target_score={target_score} is outside [0, 1]",
                                hint="give a normalised target, e.g. 0.9 for flows near the top of the training range")
-        with _one_thread():
+        self._ensure()
+        with _one_thread() if self._torch else contextlib.nullcontext():
             pred = self.score_matrix([prompt])[0]
         return self.rank(pred, target_score, allowed)[:k]
 

@@ -171,6 +171,9 @@ def train_planner(table: TripletTable | list[tuple[str, TripletTable]], out: Pat
         **_linking_fields(linked, table, means),
     )
     save_artifact(out, config, adapters, np.stack(head_w), np.stack(head_b), half=cfg.half)
+    from .onnx_export import export_after_save
+
+    export_after_save(out)  # planner.onnx: the torch-free serving graph
     say(f"saved planner to {out} ({k} member(s), tau={'none' if tau is None else round(tau, 4)}, "
         f"{time.perf_counter() - started:.0f} s)")
     return config
