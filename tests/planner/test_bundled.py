@@ -42,11 +42,28 @@ def test_bundled_planner_and_table_name_only_rated_flows_with_real_measurements(
     lib = FlowLibrary.default()
     planner = Planner.load()
     cfg = planner.config
-    assert cfg.best_single == "rated-dalle3" and cfg.members == 3
-    assert set(cfg.flows) <= {f.id for f in lib} and all(f.startswith("rated-") for f in cfg.flows)
+    rated = {fid for src in SOURCES.values() for fid in src.models.values()}
+    assert cfg.members == 3 and set(cfg.flows) <= rated and set(cfg.flows) <= {f.id for f in lib}
+    assert set(cfg.quality) == rated  # every rated model on the joint scale, also those only linked
+    assert {s.split("-")[0] for s in cfg.scales} == set(SOURCES)
+    assert cfg.quality["rated-sdxl-base"][0] == 0.0  # the anchor
+    q = {f: v[0] for f, v in cfg.quality.items()}
+    assert q["rated-sdxl-base"] > q["rated-sd21"] > q["rated-sd15"]  # no human study says otherwise
+    assert q["rated-flux-schnell"] > q["rated-sdxl-base"] and q["rated-sd35-large"] > q["rated-sdxl-base"]
     assert cfg.trained_on["prompts"] > 1000
     preds = planner.predict("a bowl of ramen on a wooden table", k=5)
     assert len(preds) == 5 and len({p.flow_id for p in preds}) == 5
     table = ScoreTable.shipped()
-    assert set(table.flows()) == set(cfg.flows)
+    assert set(table.flows()) <= rated
     assert all(c.n > 0 and c.sources for row in table.cells.values() for c in row.values())
+
+
+def test_everyday_prompts_get_current_rated_models():
+    lib = FlowLibrary.default()
+    planner = Planner.load()
+    current = {Family.FLUX, Family.SD3, Family.PLAYGROUND, Family.PIXART}
+    for prompt in ("a lighthouse on a cliff at dusk, oil painting", "portrait photo of an old fisherman",
+                   "a red sports car on a mountain road", "a bowl of ramen, food photography"):
+        top = planner.rank_prompt(prompt, lib, k=1)[0]
+        flow = lib.get(top.flow_id)
+        assert flow.family in current and top.provenance == "rated", (prompt, top)

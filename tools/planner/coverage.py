@@ -156,21 +156,56 @@ class CoverageMap:
                          note=f"an unrated {flow.family} checkpoint: the mean of {', '.join(group)}")
         return _Rule("none", note=f"no rated model of the {flow.family} family")
 
+    def _matrix(self) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+        """Rules as one linear map: scores = M @ pred (rows: flows), with their sd and a 'known' mask."""
+        if getattr(self, "_mat", None) is None:
+            ids = list(self.rules)
+            m = np.zeros((len(ids), len(self.rated)))
+            sd = np.full(len(ids), np.nan)
+            known = np.zeros(len(ids), bool)
+            for i, fid in enumerate(ids):
+                rule = self.rules[fid]
+                if rule.kind == "none":
+                    continue
+                known[i] = True
+                m[i, rule.anchors] += 1.0 / len(rule.anchors)
+                for a, b in rule.effects:
+                    m[i, a] += 1.0
+                    m[i, b] -= 1.0
+                sd[i] = math.sqrt(rule.extra_var)
+            self._mat = (ids, m, sd, known)
+        return self._mat
+
     def predict(self, pred: np.ndarray, allowed: set[str] | None = None) -> list[FlowPrediction]:
         """Predictions for one prompt (``pred``: the planner's scores of its rated flows), best first."""
+        ids, m, sd, known = self._matrix()
+        scores = m @ np.nan_to_num(np.asarray(pred, dtype=float), nan=NONE_SCORE)
+        keys = np.where(known, scores - KAPPA * np.nan_to_num(sd), NONE_SCORE)
+        order = np.lexsort((np.array(ids), -keys))
         out = []
-        for fid, rule in self.rules.items():
+        for i in order:
+            fid = ids[i]
             if allowed is not None and fid not in allowed:
                 continue
-            if rule.kind == "none":
+            rule = self.rules[fid]
+            if not known[i]:
                 out.append(FlowPrediction(fid, float("nan"), float("nan"), "none", None, rule.note, NONE_SCORE))
                 continue
-            score = float(np.mean(pred[rule.anchors])) + sum(float(pred[a] - pred[b]) for a, b in rule.effects)
-            sd = math.sqrt(rule.extra_var)
             anchor = ", ".join(self.rated[j] for j in rule.anchors)
-            out.append(FlowPrediction(fid, score, sd, rule.kind, anchor, rule.note, score - KAPPA * sd))
-        out.sort(key=lambda p: (-p.rank_key, p.flow_id))
+            out.append(FlowPrediction(fid, float(scores[i]), float(sd[i]), rule.kind, anchor, rule.note,
+                                      float(keys[i])))
         return out
+
+    def best_overall(self, allowed: set[str] | None = None) -> str | None:
+        """The flow with the best prompt-independent rank key (the 'best single flow' among ``allowed``)."""
+        key = None if allowed is None else frozenset(allowed)
+        cache = self.__dict__.setdefault("_best", {})
+        if key not in cache:
+            ranked = self.predict(np.nan_to_num(self.global_scores(), nan=NONE_SCORE), allowed)
+            cache[key] = ranked[0].flow_id if ranked else None
+            if len(cache) > 64:
+                cache.pop(next(iter(cache)))
+        return cache[key]
 
     def global_scores(self) -> np.ndarray:
         """The rated flows' prompt-independent quality, in planner column order (for the best single flow)."""

@@ -174,14 +174,17 @@ class Planner:
 
         cov = self.coverage(flows)
         ranked = cov.predict(pred, allowed)
-        overall = cov.predict(np.nan_to_num(cov.global_scores(), nan=-10.0), allowed)
         if user:
             from .coverage import link_user_cells
 
             ref = {p.flow_id: p.score for p in ranked if p.provenance != "none"}
             user_joint = link_user_cells(user, ref)
             ranked = combine_measured(ranked, user_joint)
-            overall = combine_measured(overall, user_joint)
+            overall = combine_measured(cov.predict(np.nan_to_num(cov.global_scores(), nan=-10.0), allowed),
+                                       user_joint)
+            base_id = overall[0].flow_id if overall else None
+        else:
+            base_id = cov.best_overall(allowed)
         if not ranked:
             return []
         if target_score is not None:
@@ -191,7 +194,7 @@ class Planner:
             known.sort(key=lambda p: (round(abs(min(max((p.score - cfg.score_min) / span, 0), 1) - target_score), 6),
                                       -p.rank_key))
             return known + [p for p in ranked if p.provenance == "none"]
-        base = overall[0].flow_id
+        base = base_id
         first = ranked[0]
         if first.flow_id != base and self.config.tau is not None:
             base_now = next(p for p in ranked if p.flow_id == base)
