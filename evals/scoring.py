@@ -23,8 +23,10 @@ BATCH = 16
 
 
 def _open(path: str) -> Image.Image:
-    with Image.open(path) as im:
-        return im.convert("RGB")
+    """As stored: each scorer converts by its original's rule (``tools/scoring/preprocess.py``)."""
+    from ..tools.scoring.runs import load_images
+
+    return load_images([path])[0]
 
 
 def _store_scores(store: Any, run_id: str | None) -> dict[str, float]:

@@ -223,3 +223,10 @@ async def test_queue_position_events_while_waiting() -> None:
         kinds = [e.kind for e in seen]
         assert kinds.index("queued") < kinds.index("started") and out.images
         assert all(b in fake.history for b in blockers)
+
+
+def test_an_unreachable_server_hint_names_its_own_host_and_port():
+    from comfygen.tools.comfy.client import ComfyClient
+
+    err = ComfyClient("http://127.0.0.5:9999")._unavailable("connection refused")
+    assert "127.0.0.5:9999" in err.message and "--listen 127.0.0.5 --port 9999" in err.hint

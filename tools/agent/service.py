@@ -427,15 +427,15 @@ class ComfyGen:
     # ---------------------------------------------------------------- scoring
     async def score_images(self, paths: list[Path], prompt: str) -> tuple[list[Any] | None, str | None]:
         """Score images; returns (results, None) or (None, why scoring was skipped). Never raises for weights."""
-        from PIL import Image
-
         try:
             ensemble = await self.scorer()
         except ComfyGenError as e:
             return None, f"{e.message}" + (f" ({e.hint})" if e.hint else "")
 
         def run() -> list[Any]:
-            images = [Image.open(p).convert("RGB") for p in paths]
+            from ..scoring.runs import load_images  # as stored: each scorer converts by its original's rule
+
+            images = load_images(paths)
             return list(ensemble.score(images, [prompt] * len(images)))
 
         try:

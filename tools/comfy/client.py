@@ -125,9 +125,11 @@ class ComfyClient(RemoteMixin):
 
     # ------------------------------------------------------------------ HTTP
     def _unavailable(self, exc: BaseException | str) -> ComfyUIUnavailable:
+        u = httpx.URL(self.url)
+        port = u.port or (443 if u.scheme == "https" else 80)
         return ComfyUIUnavailable(
             f"ComfyUI at {self.url} is not reachable: {exc}", url=self.url,
-            hint="Start ComfyUI (python main.py --listen 127.0.0.1 --port 8188) or fix the URL "
+            hint=f"Start ComfyUI there (python main.py --listen {u.host} --port {port}) or fix the URL "
                  "(COMFYGEN_COMFYUI_URLS / --endpoint).")
 
     async def _request(self, method: str, path: str, *, retry: bool = True, **kw: Any) -> httpx.Response:

@@ -138,11 +138,9 @@ class ComfyGenerator:
                             hint="the flow must save exactly one image per batch item (one output node)")
 
         def load() -> list[Image.Image]:
-            ims = []
-            for o in outs:
-                with Image.open(o.path) as im:
-                    ims.append(im.convert("RGB"))
-            return ims
+            from ..scoring.runs import load_images  # as stored: each verifier converts by its original's rule
+
+            return load_images([o.path for o in outs])
 
         images = await asyncio.to_thread(load)
         return [Generated(noise=s, image=im, path=o.path, run_id=rec.id, index=i)
