@@ -61,3 +61,27 @@ def test_user_measurements_link_through_shared_flows_and_combine_by_precision():
     cov = CoverageMap(FlowLibrary.default(), RATED, QUALITY)
     ranked = combine_measured(cov.predict(_pred()), joint)
     assert ranked[0].flow_id == "cascade" and ranked[0].provenance == "measured"
+
+
+def test_imported_workflows_join_selection_by_their_model_files():
+    from comfygen.flow_library.importer import import_workflow
+
+    lib = FlowLibrary.default()
+
+    def api(ckpt: str) -> dict:
+        graph = {nid: {"class_type": n["class_type"], "inputs": dict(n["inputs"])}
+                 for nid, n in lib.get("sdxl-base").graph.items()}
+        for n in graph.values():
+            if n["class_type"] == "CheckpointLoaderSimple":
+                n["inputs"]["ckpt_name"] = ckpt
+        return graph
+
+    same = import_workflow(api("sd_xl_base_1.0.safetensors"), flow_id="my-sdxl")
+    tune = import_workflow(api("someones_sdxl_finetune.safetensors"), flow_id="my-finetune", family="sdxl")
+    qwen = import_workflow({nid: {"class_type": n["class_type"], "inputs": dict(n["inputs"])}
+                            for nid, n in lib.get("qwen-image").graph.items()}, flow_id="my-qwen")
+    local = CoverageMap([*lib, same, tune, qwen], RATED, QUALITY)
+    by = {p.flow_id: p for p in local.predict(_pred())}
+    assert by["my-sdxl"].provenance == "inherited" and by["my-sdxl"].anchor == "rated-sdxl-base"
+    assert by["my-finetune"].provenance == "family prior"
+    assert qwen.family == "qwen-image" and by["my-qwen"].provenance == "none"
