@@ -328,11 +328,13 @@ class ComfyGen:
             return f"{flow.family} flow; {p.note}: no human ratings say how good it is, so it is ranked last"
         rated = (p.anchor or "").split(", ")
         srcs = sorted({_scale_title(s) for f in rated for s in planner.config.flow_sources.get(f, [])})
-        by = f"human ratings from {', '.join(srcs)}" if srcs else "the planner's training data"
-        what = {"rated": "rated model", "inherited": "inherits its rated model's prediction",
-                "family prior": "family prior", "measured": "your own runs"}[p.provenance]
-        return (f"{flow.family} flow, {what}: predicted {p.score:+.2f} ± {p.sd:.2f} for this {kind} on the joint "
-                f"quality scale ({by}); {p.note}")
+        by = f"human ratings: {', '.join(srcs)}" if srcs else "from the planner's training data"
+        what = {"rated": "rated model", "inherited": "inherited", "family prior": "family prior",
+                "measured": "measured"}[p.provenance]
+        zero = " (0 = SDXL base)" if "rated-sdxl-base" in planner.config.quality else ""
+        note = "" if p.provenance == "rated" else f"; {p.note}"
+        return (f"{flow.family} flow, {what}: predicted {p.score:+.2f} ± {p.sd:.2f} on the joint quality "
+                f"scale{zero} for this {kind}; {by}{note}")
 
     def _user_cells(self, cats: list[str]) -> dict[str, tuple[float, float, int]]:
         """The user's own measurements (calibration, scored runs) in the prompt's categories: flow -> (mean,

@@ -62,7 +62,7 @@ class FlowPrediction:
 class _Rule:
     kind: Provenance
     anchors: list[int] = field(default_factory=list)  # planner columns averaged
-    effects: list[tuple[int, int]] = field(default_factory=list)  # (+col, -col) setting effects added
+    offset: float = 0.0  # measured setting effects (prompt-independent), added to the anchor's prediction
     extra_var: float = 0.0
     note: str = ""
 
@@ -140,12 +140,13 @@ class CoverageMap:
                     applied.append("low CFG")
                 if flow.cfg is not None and ref.cfg and flow.cfg >= 1.6 * ref.cfg:
                     applied.append("high CFG")
-                for name in applied:
+                for name in applied:  # the overall effect, not a per-prompt one: 218 prompts say little per prompt
                     plus, minus = SETTING_EFFECTS[name]
-                    if plus in self.col and minus in self.col:
-                        rule.effects.append((self.col[plus], self.col[minus]))
+                    if plus in self.quality and minus in self.quality:
+                        effect = self.quality[plus][0] - self.quality[minus][0]
+                        rule.offset += effect
                         rule.extra_var += self._sd(plus) ** 2 + self._sd(minus) ** 2
-                        rule.note += f"; {name} effect from AGIQA-3K"
+                        rule.note += f"; {name}: {effect:+.2f} (AGIQA-3K's SD 1.5 runs)"
             return rule
         fams = PRIOR_FAMILIES.get(flow.family, ())
         group = [f for fam in fams for f in members.get(fam, [])]
@@ -156,11 +157,12 @@ class CoverageMap:
                          note=f"an unrated {flow.family} checkpoint: the mean of {', '.join(group)}")
         return _Rule("none", note=f"no rated model of the {flow.family} family")
 
-    def _matrix(self) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
-        """Rules as one linear map: scores = M @ pred (rows: flows), with their sd and a 'known' mask."""
+    def _matrix(self) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Rules as one linear map: scores = M @ pred + offset (rows: flows), their sd and a 'known' mask."""
         if getattr(self, "_mat", None) is None:
             ids = list(self.rules)
             m = np.zeros((len(ids), len(self.rated)))
+            off = np.zeros(len(ids))
             sd = np.full(len(ids), np.nan)
             known = np.zeros(len(ids), bool)
             for i, fid in enumerate(ids):
@@ -169,17 +171,15 @@ class CoverageMap:
                     continue
                 known[i] = True
                 m[i, rule.anchors] += 1.0 / len(rule.anchors)
-                for a, b in rule.effects:
-                    m[i, a] += 1.0
-                    m[i, b] -= 1.0
+                off[i] = rule.offset
                 sd[i] = math.sqrt(rule.extra_var)
-            self._mat = (ids, m, sd, known)
+            self._mat = (ids, m, off, sd, known)
         return self._mat
 
     def predict(self, pred: np.ndarray, allowed: set[str] | None = None) -> list[FlowPrediction]:
         """Predictions for one prompt (``pred``: the planner's scores of its rated flows), best first."""
-        ids, m, sd, known = self._matrix()
-        scores = m @ np.nan_to_num(np.asarray(pred, dtype=float), nan=NONE_SCORE)
+        ids, m, off, sd, known = self._matrix()
+        scores = m @ np.nan_to_num(np.asarray(pred, dtype=float), nan=NONE_SCORE) + off
         keys = np.where(known, scores - KAPPA * np.nan_to_num(sd), NONE_SCORE)
         order = np.lexsort((np.array(ids), -keys))
         out = []
