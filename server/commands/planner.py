@@ -116,9 +116,18 @@ def _print_ranking(prompt: str, planner_dir: Path | None, k: int, target_score: 
                    as_json: bool) -> None:
     from ...flow_library.library import FlowLibrary
 
+    from ...tools.planner.coverage import FlowPrediction
+
     planner = _load(planner_dir)
     settings = get_settings()
-    preds = planner.rank_prompt(prompt, FlowLibrary.default(settings.user_flows_dir), k=k, target_score=target_score)
+    library = FlowLibrary.default(settings.user_flows_dir)
+    own = not any(f in library for f in planner.flows)  # a planner trained on flows of its own naming
+    if own:
+        preds = [FlowPrediction(p.flow_id, p.score, float("nan"), "rated", p.flow_id,
+                                "a flow of the planner's training data (not in the flow library)")
+                 for p in planner.predict(prompt, k=k, target_score=target_score)]
+    else:
+        preds = planner.rank_prompt(prompt, library, k=k, target_score=target_score)
     cats: list[tuple[str, float]] = []
     try:
         from ...tools.categorize import CategoryClassifier
@@ -126,11 +135,11 @@ def _print_ranking(prompt: str, planner_dir: Path | None, k: int, target_score: 
         cats = CategoryClassifier.load().predict(prompt)
     except Exception as e:  # categories are informative only; the ranking stands without them
         logger.warning("category classifier unavailable: %s", e)
-    best = planner.rank_library(planner.score_matrix_one(prompt), FlowLibrary.default(settings.user_flows_dir))
     if as_json:
         typer.echo(json.dumps({"prompt": prompt, "categories": [{"id": c, "prob": round(p, 3)} for c, p in cats],
                                "flows": [{"flow_id": p.flow_id, "score": None if p.provenance == "none" else
-                                          round(p.score, 4), "sd": None if p.provenance == "none" else round(p.sd, 4),
+                                          round(p.score, 4), "sd": None if p.provenance == "none" or p.sd != p.sd
+                                          else round(p.sd, 4),
                                           "normalized": None if p.provenance == "none" else
                                           round(planner.normalized(p.score), 4),
                                           "provenance": p.provenance, "from": p.anchor, "note": p.note}
@@ -140,11 +149,17 @@ def _print_ranking(prompt: str, planner_dir: Path | None, k: int, target_score: 
     table = Table("#", "flow", "predicted", "± sd", "provenance", "from")
     for i, p in enumerate(preds, 1):
         known = p.provenance != "none"
-        table.add_row(str(i), p.flow_id, f"{p.score:+.3f}" if known else "-", f"{p.sd:.3f}" if known else "-",
-                      p.provenance, p.anchor or "")
+        table.add_row(str(i), p.flow_id, f"{p.score:+.3f}" if known else "-",
+                      f"{p.sd:.3f}" if known and p.sd == p.sd else "-", p.provenance, p.anchor or "")
     console.print(table)
-    console.print(f"joint quality scale (0 = {planner.config.quality and 'SDXL 1.0 base' or 'training mean'}); "
-                  f"{sum(p.provenance == 'none' for p in best)} of {len(best)} executable flows have no rated "
+    if own:
+        console.print(f"none of this planner's flows is in the flow library: its own flows, in its training units; "
+                      f"best single flow of its training data: {planner.best_single}")
+        return
+    cov = planner.coverage(library)
+    unknown = sum(r.kind == "none" for r in cov.rules.values())
+    zero = "0 = SDXL 1.0 base" if "rated-sdxl-base" in planner.config.quality else "in the training file's units"
+    console.print(f"joint quality scale ({zero}); {unknown} of {len(cov.rules)} executable flows have no rated "
                   "relative and come last")
 
 

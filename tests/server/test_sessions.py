@@ -3,9 +3,10 @@ and get_run in a later session finishes it. Only an explicit cancel cancels. Rea
 
 from __future__ import annotations
 
-import os
 
 import pytest
+
+from comfygen.tools.errors import ComfyUIError
 from fakecomfy import FakeComfyUI
 from mcp_helpers import library_models
 from stdio_helpers import RawServer, server_env, wait_for
@@ -168,14 +169,16 @@ async def test_a_run_another_live_process_drives_is_followed_not_run_a_second_ti
                 asked = [p for m, p in fake.requests if "p-1" in p or "/history" in p]
                 other.kill()
                 other.wait()
-                taken_over = await cg.get_run(rec.id, wait_s=0.5)
-                driver = cg.store.get(rec.id).pid
+                # its driver died: this process takes it over, asks ComfyUI, and (the double never had p-1)
+                # ends it as gone instead of waiting
+                with pytest.raises(ComfyUIError, match="is gone"):
+                    await cg.get_run(rec.id, wait_s=0.5)
+                final = cg.store.get(rec.id)
     finally:
         if other.poll() is None:
             other.kill()
     assert out.status == "running" and f"pid {other.pid}" in out.next_step and not asked
-    assert driver == os.getpid() and "another comfygen process" not in taken_over.next_step  # its driver died:
-    # this process took it over
+    assert final.status == "failed" and final.error is not None and "is gone" in final.error.message
 
 
 def test_sigterm_to_the_http_server_leaves_the_run_to_comfyui_and_exits_promptly(slow, tmp_path):

@@ -120,8 +120,9 @@ class Planner:
         return z * self.config.std + self.config.mean
 
     def score_matrix_one(self, prompt: str) -> np.ndarray:
-        """Predicted scores of one prompt (on one thread: see ``_one_thread``)."""
-        with _one_thread():
+        """Predicted scores of one prompt (the torch path on one thread: see ``_one_thread``)."""
+        self._ensure()
+        with _one_thread() if self._torch else contextlib.nullcontext():
             return self.score_matrix([prompt])[0]
 
     def choose_index(self, pred: np.ndarray, available: np.ndarray | None = None) -> int:
