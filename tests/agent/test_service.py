@@ -33,6 +33,10 @@ class StubPlanner(Planner):
                             tau=0.05, quality={f: [v, 0.02] for f, v in self.SCORES.items()})
         super().__init__(Path("."), cfg)
 
+    def _ensure(self):  # no network to load
+        self._torch = False
+        return self
+
     def score_matrix(self, prompts):
         return np.array([[self.SCORES[f] for f in self.config.flows] for _ in prompts])
 
