@@ -480,8 +480,9 @@ class ComfyClient(RemoteMixin):
         while True:
             timeout = self.idle_check_s if self._ws_up.is_set() and not st.absent else self.poll_interval_s
             try:
-                item = await asyncio.wait_for(queue.get(), timeout=timeout)
-            except asyncio.TimeoutError:
+                async with asyncio.timeout(timeout):  # not wait_for: on 3.11 it can lose a cancellation
+                    item = await queue.get()
+            except TimeoutError:
                 # Nothing heard for a while, or the socket is down: ask the server (raises when it is gone).
                 log.debug("prompt %s: nothing on the websocket for %.2fs, asking the server", st.pid, timeout)
                 if await self._check_server(st):

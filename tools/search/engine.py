@@ -130,8 +130,11 @@ class _State:
             return None
         t = time.monotonic()
         try:
-            gens = await asyncio.wait_for(self.generate(specs, mode), timeout=left)
-        except asyncio.TimeoutError:
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for loses a cancellation that arrives as the
+            # generation finishes, and the search then runs on after the caller cancelled it
+            async with asyncio.timeout(left):
+                gens = await self.generate(specs, mode)
+        except TimeoutError:
             self.stop_reason = "wall_time"
             return None
         finally:
