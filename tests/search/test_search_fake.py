@@ -162,11 +162,13 @@ async def test_cancelling_the_search_stops_the_comfyui_work(tmp_path):
             task = asyncio.create_task(run_search(sd15_flow(SIZE), "x", cfg, verifiers=VerifierSet([scorer]),
                                                   pool=pool, store=store, settings=settings))
             await asyncio.sleep(0.5)
+            busy = fake.running is not None or bool(fake.pending)  # or between batches, scoring
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
             await asyncio.sleep(0.1)
-            assert fake.interrupts and not fake.pending and fake.running is None
+            assert not fake.pending and fake.running is None  # nothing left working on the server
+            assert fake.interrupts or not busy  # what was running was interrupted
     assert store.list(status="cancelled")
 
 
