@@ -379,6 +379,13 @@ def validate_graph(graph: Graph, schema: NodeSchema | None = None, *,
         return ValidationReport(error=_top("prompt_no_outputs", "Prompt has no outputs"))
 
     v = _Validator(graph, schema, check_model_files, check_v3_combos)
+    report, failed = validate_outputs(v, graph, outputs)
+    return finish_report(report, failed)
+
+
+def validate_outputs(v: Any, graph: Graph, outputs: list[str]) -> tuple[ValidationReport, list[tuple[str, list[dict]]]]:
+    """Validate each output node with validator ``v`` (``v.node(id) -> (ok, reasons)``, ``v.validated``) as
+    ComfyUI's ``validate_prompt`` loop does: node errors with their dependent outputs, and the failed outputs."""
     report = ValidationReport()
     failed: list[tuple[str, list[dict]]] = []
     for out in sorted(outputs):
@@ -399,6 +406,11 @@ def validate_graph(graph: Graph, schema: NodeSchema | None = None, *,
                 node_id, {"errors": node_reasons, "dependent_outputs": [], "class_type": graph[node_id]["class_type"]})
             if out not in entry["dependent_outputs"]:
                 entry["dependent_outputs"].append(out)
+    return report, failed
+
+
+def finish_report(report: ValidationReport, failed: list[tuple[str, list[dict]]]) -> ValidationReport:
+    """The top-level error ComfyUI gives when no output validated."""
     if not report.good_outputs:
         details = "\n".join(f"{e['message']}: {e['details']}" for _, reasons in failed for e in reasons)
         report.error = _top("prompt_outputs_failed_validation", "Prompt outputs failed validation", details)

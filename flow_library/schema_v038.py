@@ -31,7 +31,7 @@ from __future__ import annotations
 from typing import Any
 
 from .model import Graph
-from .schema import NodeSchema, ValidationReport, _top, combo_options, file_folder
+from .schema import NodeSchema, ValidationReport, _top, combo_options, file_folder, finish_report, validate_outputs
 
 __all__ = ["is_newer_schema", "validate_graph_v038", "types_match"]
 
@@ -266,26 +266,7 @@ def validate_graph_v038(graph: Graph, schema: NodeSchema, *, check_model_files: 
         return ValidationReport(error=_top("prompt_no_outputs", "Prompt has no outputs"))
 
     v = _Validator038(graph, schema, check_model_files)
-    report = ValidationReport()
-    failed: list[tuple[str, list[dict]]] = []
-    for out in sorted(outputs):
-        try:
-            ok, reasons = v.node(out)
-        except _EXCEPTIONS as ex:
-            ok, reasons = False, [{"type": "exception_during_validation", "message": "Exception when validating node",
-                                   "details": str(ex), "extra_info": {"exception_type": type(ex).__name__}}]
-            v.validated[out] = (False, reasons)
-        if ok:
-            report.good_outputs.append(out)
-            continue
-        failed.append((out, reasons))
-        for node_id, (node_ok, node_reasons) in v.validated.items():
-            if node_ok or not node_reasons:
-                continue
-            entry = report.node_errors.setdefault(
-                node_id, {"errors": node_reasons, "dependent_outputs": [], "class_type": graph[node_id]["class_type"]})
-            if out not in entry["dependent_outputs"]:
-                entry["dependent_outputs"].append(out)
+    report, failed = validate_outputs(v, graph, outputs)
     cycle = any(e["type"] == "dependency_cycle" for _, reasons in v.validated.values() for e in reasons)
     if not cycle:
         loop_error = _loop_error(graph, schema, outputs)
@@ -299,10 +280,7 @@ def validate_graph_v038(graph: Graph, schema: NodeSchema, *, check_model_files: 
             report.good_outputs = [o for o in report.good_outputs if o not in loop_error["extra_info"]["output_ids"]]
             reached = loop_error["extra_info"]["output_ids"]
             failed.append((reached[0] if reached else "", [loop_error]))
-    if not report.good_outputs:
-        details = "\n".join(f"{e['message']}: {e['details']}" for _, reasons in failed for e in reasons)
-        report.error = _top("prompt_outputs_failed_validation", "Prompt outputs failed validation", details)
-    return report
+    return finish_report(report, failed)
 
 
 # ------------------------------------------------------------------------------------------ loop boundaries
