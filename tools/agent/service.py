@@ -63,13 +63,6 @@ def tiny_scorer_factory(settings: Settings) -> Any:
     return Ensemble.from_settings(settings, tiny=True).load()
 
 
-def _scale_title(scale: str) -> str:
-    from ..planner.sources import SOURCES
-
-    src = SOURCES.get(scale.split("-")[0]) or next((s for s in SOURCES.values() if scale.startswith(s.name)), None)
-    return src.title.split(",")[0] if src else scale
-
-
 def check_prompt(prompt: Any) -> str:
     if not isinstance(prompt, str) or not prompt.strip():
         raise GuardError("prompt is empty", hint="describe the image to make, e.g. 'a red fox in fresh snow, dawn light'")
@@ -275,9 +268,7 @@ class ComfyGen:
                              hint="leave it empty for the best flows, or give e.g. 0.7 for fast flows that reach 0.7")
         cats = self.detect_categories(prompt)
         note = None
-        executable = {f.id for f in self.library if f.executable}
-        runnable = {fid for fid in executable if self.runnable(self.library.get(fid))} if self._installed is not None \
-            else executable
+        executable, runnable = self._candidates()
         allowed = runnable or executable
         if not runnable:
             note = ("none of the configured ComfyUI's model files can run a ranked flow: these are the best flows "
@@ -327,7 +318,9 @@ class ComfyGen:
         if p.provenance == "none":
             return f"{flow.family} flow; {p.note}: no human ratings say how good it is, so it is ranked last"
         rated = (p.anchor or "").split(", ")
-        srcs = sorted({_scale_title(s) for f in rated for s in planner.config.flow_sources.get(f, [])})
+        from ..planner.sources import scale_title
+
+        srcs = sorted({scale_title(s).split(",")[0] for f in rated for s in planner.config.flow_sources.get(f, [])})
         by = f"human ratings: {', '.join(srcs)}" if srcs else "from the planner's training data"
         what = {"rated": "rated model", "inherited": "inherited", "family prior": "family prior",
                 "measured": "measured"}[p.provenance]
@@ -360,6 +353,17 @@ class ComfyGen:
         if not ranked:
             ranked = [(f.id, None) for f in self.library if f.executable]
         return ranked
+
+    def _candidates(self) -> tuple[set[str], set[str]]:
+        """(executable flow ids, those the configured ComfyUI's model files can run), bound once per snapshot of
+        its models rather than on every suggestion."""
+        key = getattr(self, "_cand_key", (None, None))
+        if key[0] is not self.library or key[1] is not self._installed:
+            executable = {f.id for f in self.library if f.executable}
+            runnable = executable if self._installed is None else {
+                fid for fid in executable if self.runnable(self.library.get(fid))}
+            self._cand_key, self._cand = (self.library, self._installed), (executable, runnable)
+        return self._cand
 
     def runnable(self, flow: Flow) -> bool | None:
         if self._installed is None:

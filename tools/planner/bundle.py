@@ -24,7 +24,7 @@ import numpy as np
 from ...flow_library.model import Family, Flow, Provenance, Requirement
 from ...flow_library.score_table import Cell, ScoreTable
 from .linking import LinkedScale, ScaleData, fit_linked, leave_one_source_out
-from .sources import SOURCES, read_source, scale_name, source_of_flow
+from .sources import SOURCES, read_source, scale_name, scale_title, source_of_flow
 
 logger = logging.getLogger(__name__)
 
@@ -213,7 +213,7 @@ def write_score_table(linked: LinkedScale, path: Path = SCORE_TABLE, min_n: floa
         notes="Built from real human ratings only (see the README's selection section). Categories from the bundled "
               f"classifier. std = the noise of one rating in joint units ({noise:.2f}, pooled).")
     for j, f in enumerate(linked.flows):
-        srcs = sorted({_title(s) for s in linked.flow_scales[f]})
+        srcs = sorted({scale_title(s) for s in linked.flow_scales[f]})
         for c, cat in enumerate(cats):
             n = float(linked.category_n[j, c]) if linked.delta.shape[1] else 0.0
             if n < min_n:
@@ -222,10 +222,6 @@ def write_score_table(linked: LinkedScale, path: Path = SCORE_TABLE, min_n: floa
                                                       n=int(round(n)), std=round(noise, 4), sources=srcs)
     table.save(path)
     return table
-
-
-def _title(scale: str) -> str:
-    return SOURCES[scale.split("-")[0]].title
 
 
 def main(argv: list[str] | None = None) -> None:

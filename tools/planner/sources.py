@@ -81,6 +81,12 @@ def scale_name(source: Source, column: str) -> str:
     return source.name if len(source.columns) == 1 else f"{source.name}-{column}"
 
 
+def scale_title(scale: str) -> str:
+    """The citation of the source a scale name (``scale_name``) belongs to, e.g. 'evalmi-quality' -> EvalMi-50K's."""
+    src = SOURCES.get(scale.split("-")[0])
+    return src.title if src else scale
+
+
 def source_of_flow(flow_id: str) -> list[str]:
     """Titles of the sources that rated this flow's model."""
     return [s.title for s in SOURCES.values() if flow_id in s.models.values()]
