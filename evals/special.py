@@ -84,7 +84,7 @@ async def _planner_search(cfg: Any, st: Strategy, p: Prompt, seed: int, *, setti
 async def _agent(cfg: Any, st: Strategy, p: Prompt, seed: int, *, settings: Any, pool: Any, store: Any) -> Sample:
     from ..tools.agent import loop as agent_loop
     from ..tools.agent.llm import make_llm
-    from ..tools.agent.service import ComfyGen
+    from ..tools.app.service import ComfyGen
 
     spec = st.spec.agent
     assert spec is not None

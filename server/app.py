@@ -17,7 +17,7 @@ from typing import Any
 
 from mcp.server.mcpserver import MCPServer
 
-from ..tools.agent.service import ComfyGen, ScorerFactory, tiny_scorer_factory
+from ..tools.app.service import ComfyGen, ScorerFactory, tiny_scorer_factory
 from ..tools.settings import Settings, get_settings
 from .mcp_resources import register_resources
 from .mcp_tools import refuse_unknown_arguments, register_tools

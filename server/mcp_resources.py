@@ -8,7 +8,7 @@ from pathlib import Path
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError
 
-from ..tools.agent.service import ComfyGen
+from ..tools.app.service import ComfyGen
 from ..tools.errors import ComfyGenError
 
 MAX_RESOURCE_BYTES = 32 * 1024 * 1024

@@ -15,8 +15,8 @@ from typing import Any
 from mcp.server.mcpserver import Context, Resolve, Sample
 from mcp.types import CreateMessageResult, SamplingMessage, TextContent
 
-from ..tools.agent.models import FlowSuggestion, SuggestOut
-from ..tools.agent.service import ComfyGen
+from ..tools.app.models import FlowSuggestion, SuggestOut
+from ..tools.app.service import ComfyGen
 from ..tools.errors import ComfyGenError
 
 logger = logging.getLogger(__name__)

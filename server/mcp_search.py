@@ -8,9 +8,9 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import Field
 
-from ..tools.agent.models import MAX_SAFE_SEED, SearchOut
-from ..tools.agent.noise import noise_search as run_noise_search
-from ..tools.agent.runs import DEFAULT_WAIT_S
+from ..tools.app.models import MAX_SAFE_SEED, SearchOut
+from ..tools.app.noise_search import noise_search as run_noise_search
+from ..tools.app.jobs import DEFAULT_WAIT_S
 from .mcp_tools import Prompt, cancel_requested, parse_size, reporter, service, tool_errors, with_image
 
 

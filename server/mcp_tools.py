@@ -20,11 +20,11 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, ImageContent, TextContent, ToolAnnotations
 from pydantic import Field
 
-from ..tools.agent.models import (
+from ..tools.app.models import (
     MAX_SAFE_SEED, CategoriesOut, FlowOut, RunOut, ScoresOut, ScoreTableOut, StatusOut, SuggestOut,
 )
-from ..tools.agent.runs import DEFAULT_WAIT_S
-from ..tools.agent.service import ComfyGen
+from ..tools.app.jobs import DEFAULT_WAIT_S
+from ..tools.app.service import ComfyGen
 from ..tools.errors import ComfyGenError, ComfyUIError, GuardError
 from .mcp_sampling import SampledChoice, llm_choice, sample_choice
 

@@ -51,7 +51,7 @@ def register(app: typer.Typer) -> None:
                                           help="Random-weight scorers (smoke tests only)."),
     ) -> None:
         """Pick the right ComfyUI flow for a prompt and run it (or write it out, when no ComfyUI is configured)."""
-        from ...tools.agent.service import tiny_scorer_factory
+        from ...tools.app.service import tiny_scorer_factory
         from ...tools.settings import get_settings
 
         settings = get_settings()
@@ -72,7 +72,7 @@ def _plan_only(settings: Any, prompt: str, *, flow: str | None, negative: str | 
     from rich.console import Console
 
     from ...flow_library.render import render
-    from ...tools.agent.service import ComfyGen, check_prompt
+    from ...tools.app.service import ComfyGen, check_prompt
 
     console = Console(stderr=True)
     cg = ComfyGen(settings)
@@ -146,7 +146,7 @@ def _run(settings: Any, prompt: str, *, flow: str | None, negative: str | None, 
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from ...tools.agent.service import ComfyGen
+    from ...tools.app.service import ComfyGen
 
     console = Console(stderr=True)
 

@@ -11,7 +11,7 @@ from mcp_helpers import library_models, pixel_scorers, shared_library
 from comfygen.server.app import build_server
 from comfygen.tools.agent.llm import OpenAILLM
 from comfygen.tools.agent.loop import LocalToolBox, run_ic
-from comfygen.tools.agent.service import ComfyGen
+from comfygen.tools.app.service import ComfyGen
 from comfygen.tools.settings import Settings
 
 pytestmark = pytest.mark.anyio

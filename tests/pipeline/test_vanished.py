@@ -144,7 +144,7 @@ async def test_resume_of_a_run_never_handed_to_comfyui_fails(flow, settings, sto
 
 async def test_get_run_of_a_gone_prompt_ends_failed_not_waited_on(tmp_path) -> None:
     """The MCP get_run path (a run an earlier server left running) gets the same check through resume_run."""
-    from comfygen.tools.agent.service import ComfyGen
+    from comfygen.tools.app.service import ComfyGen
     from comfygen.tools.settings import Settings
     from comfygen.tools.store import RunStore
 

@@ -38,7 +38,7 @@ def app(tmp_path, fake, **kw):
 
 @pytest.mark.anyio
 async def test_generate_over_http_returns_an_image_scored_by_the_tiny_ensemble(tmp_path, fake):
-    from comfygen.tools.agent.service import tiny_scorer_factory
+    from comfygen.tools.app.service import tiny_scorer_factory
 
     settings = Settings(home=tmp_path, comfyui_urls=[fake.url], scorers=["aesthetic", "clipscore"])
     server = build_server(settings, scorer_factory=tiny_scorer_factory, library=shared_library())

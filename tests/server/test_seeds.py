@@ -8,8 +8,8 @@ import pytest
 from mcp import Client
 from mcp_helpers import pixel_scorers, shared_library
 
-from comfygen.tools.agent.models import MAX_SAFE_SEED, MAX_SEED
-from comfygen.tools.agent.service import ComfyGen
+from comfygen.tools.app.models import MAX_SAFE_SEED, MAX_SEED
+from comfygen.tools.app.service import ComfyGen
 
 pytestmark = pytest.mark.anyio
 

@@ -152,7 +152,7 @@ async def test_a_run_another_live_process_drives_is_followed_not_run_a_second_ti
 
     from mcp_helpers import pixel_scorers, shared_library
 
-    from comfygen.tools.agent.service import ComfyGen
+    from comfygen.tools.app.service import ComfyGen
     from comfygen.tools.settings import Settings
 
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # "another comfygen process"
@@ -233,7 +233,7 @@ async def test_a_get_run_waiting_on_a_run_another_call_cancels_answers_with_the_
     import anyio
     from mcp_helpers import pixel_scorers, shared_library
 
-    from comfygen.tools.agent.service import ComfyGen
+    from comfygen.tools.app.service import ComfyGen
     from comfygen.tools.settings import Settings
 
     async with FakeComfyUI(models=library_models(), steps=200, step_time=0.05) as fake:

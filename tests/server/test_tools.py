@@ -202,7 +202,7 @@ async def test_cancelling_generate_interrupts_comfyui_and_records_the_run(tmp_pa
     from fakecomfy import FakeComfyUI
     from mcp_helpers import library_models, pixel_scorers, shared_library
 
-    from comfygen.tools.agent.service import ComfyGen
+    from comfygen.tools.app.service import ComfyGen
 
     async with FakeComfyUI(models=library_models(), steps=50, step_time=0.05) as slow:
         settings = Settings(home=tmp_path, comfyui_urls=[slow.url])

@@ -151,9 +151,9 @@ def _run_of(res: ToolResult) -> dict[str, Any] | None:
 
 
 def __getattr__(name: str) -> Any:
-    # ``from comfygen.tools.agent.loop import LocalToolBox`` (the in-process ToolBox lives in local.py)
+    # ``from comfygen.tools.agent.loop import LocalToolBox`` (the in-process ToolBox lives in toolbox.py)
     if name == "LocalToolBox":
-        from .local import LocalToolBox
+        from .toolbox import LocalToolBox
 
         return LocalToolBox
     raise AttributeError(name)

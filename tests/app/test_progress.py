@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from comfygen.tools.agent.progress import ProgressTracker
+from comfygen.tools.app.progress import ProgressTracker
 from comfygen.tools.comfy.events import Cached, Finished, NodeStarted, Progress, Queued, Started
 
 pytestmark = pytest.mark.anyio

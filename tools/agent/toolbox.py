@@ -16,9 +16,9 @@ from pydantic import BaseModel, Field, ValidationError
 
 from ..errors import ComfyGenError, GuardError
 from .llm import ToolResult, ToolSpec
-from .models import MAX_SAFE_SEED
-from .runs import DEFAULT_WAIT_S
-from .service import ComfyGen
+from ..app.models import MAX_SAFE_SEED
+from ..app.jobs import DEFAULT_WAIT_S
+from ..app.service import ComfyGen
 
 logger = logging.getLogger(__name__)
 

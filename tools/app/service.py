@@ -34,7 +34,7 @@ from .models import (
     ScoreTableOut, StatusOut, SuggestOut, TableEntry,
 )
 from .progress import ProgressTracker, ReportFn
-from .runs import RunJobs, record_to_out
+from .jobs import RunJobs, record_to_out
 
 logger = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ import pytest
 from mcp_helpers import pixel_scorers, shared_library
 
 from comfygen.flow_library.score_table import ScoreTable
-from comfygen.tools.agent.service import ComfyGen
+from comfygen.tools.app.service import ComfyGen
 from comfygen.tools.planner import Planner
 from comfygen.tools.planner.artifact import PlannerConfig
 from comfygen.tools.errors import GuardError

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from ..errors import ComfyGenError, GuardError, ScoringError
 from .models import RunOut, SearchOut, SearchStepOut
 from .progress import ProgressTracker, ReportFn
-from .runs import record_to_out
+from .jobs import record_to_out
 from .service import ComfyGen, check_prompt
 
 Algorithm = Literal["random", "zero-order"]
