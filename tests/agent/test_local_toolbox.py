@@ -11,19 +11,47 @@ from mcp_helpers import library_models, pixel_scorers, shared_library
 from comfygen.server.app import build_server
 from comfygen.tools.agent.llm import OpenAILLM
 from comfygen.tools.agent.loop import LocalToolBox, run_ic
+from comfygen.tools.app.operations import OPERATIONS
 from comfygen.tools.app.service import ComfyGen
 from comfygen.tools.settings import Settings
 
 pytestmark = pytest.mark.anyio
 
 
-async def test_local_tools_match_the_mcp_tools(tmp_path):
+def _shape(schema: dict) -> dict:
+    """What a caller can send: each property with its type, limits, default and description; what is required."""
+    return {"properties": schema.get("properties", {}), "required": sorted(schema.get("required", [])),
+            "defs": schema.get("$defs", {})}
+
+
+async def test_local_tools_are_the_mcp_tools(tmp_path):
     settings = Settings(home=tmp_path)
     async with ComfyGen(settings, library=shared_library()) as cg, \
             Client(build_server(settings, library=shared_library())) as client:
-        local = {t.name for t in await LocalToolBox(cg).list_tools()}
-        remote = {t.name for t in (await client.list_tools()).tools}
-    assert local == remote - {"noise_search"}
+        local = {t.name: t for t in await LocalToolBox(cg).list_tools()}
+        remote = {t.name: t for t in (await client.list_tools()).tools}
+    assert set(local) == set(remote) == set(OPERATIONS)
+    for name, tool in remote.items():
+        assert _shape(local[name].input_schema) == _shape(tool.input_schema), name
+        assert local[name].description == tool.description, name
+    assert remote["generate"].input_schema["properties"]["candidates"]["maximum"] == 16
+    assert remote["noise_search"].input_schema["properties"]["budget"]["minimum"] == 2
+
+
+async def test_both_surfaces_refuse_the_same_arguments(tmp_path):
+    settings = Settings(home=tmp_path)
+    async with ComfyGen(settings, library=shared_library()) as cg, \
+            Client(build_server(settings, library=shared_library())) as client:
+        box = LocalToolBox(cg)
+        for name, args in [("generate", {"prompt": "a fox", "seeds": 3}), ("score_image", {"run_id": "x", "path": "y"}),
+                           ("generate", {"prompt": "a fox", "size": "big"}), ("get_score_table", {"top_k": 99})]:
+            local = await box.call(name, args)
+            remote = await client.call_tool(name, args)
+            assert local.is_error and remote.is_error, (name, args)
+        unknown = await box.call("generate", {"prompt": "a fox", "seeds": 3})
+        sized = await box.call("generate", {"prompt": "a fox", "size": "big"})
+    assert "seeds" in unknown.text
+    assert "WIDTHxHEIGHT" in sized.text and "What to do" in sized.text
 
 
 async def test_the_loop_runs_in_process(tmp_path):

@@ -35,11 +35,10 @@ from .models import (
 )
 from .progress import ProgressTracker, ReportFn
 from .jobs import RunJobs, record_to_out
+from .requests import ACCELERATE_MODES, check_prompt
 
 logger = logging.getLogger(__name__)
 
-MAX_PROMPT_CHARS = 4000
-ACCELERATE_MODES = ("none", "compile", "cache-adaptive", "cache-periodic", "cache-auto", "auto")
 ScorerFactory = Callable[[Settings], Any]
 
 
@@ -61,17 +60,6 @@ def tiny_scorer_factory(settings: Settings) -> Any:
     from ..scoring.ensemble import Ensemble
 
     return Ensemble.from_settings(settings, tiny=True).load()
-
-
-def check_prompt(prompt: Any) -> str:
-    if not isinstance(prompt, str) or not prompt.strip():
-        raise GuardError("prompt is empty", hint="describe the image to make, e.g. 'a red fox in fresh snow, dawn light'")
-    if len(prompt) > MAX_PROMPT_CHARS:
-        raise GuardError(f"prompt has {len(prompt)} characters, more than {MAX_PROMPT_CHARS}",
-                         hint="shorten the prompt; text encoders read at most a few hundred tokens anyway")
-    if "\x00" in prompt:
-        raise GuardError("prompt contains a NUL character", hint="send plain text")
-    return prompt.strip()
 
 
 class ComfyGen:
@@ -244,7 +232,7 @@ class ComfyGen:
             return []
         return [DetectedCategory(id=cid, probability=round(float(p), 4)) for cid, p in found]
 
-    def _why(self, flow: Flow, cats: list[DetectedCategory], source: str = "planner") -> str:
+    def why(self, flow: Flow, cats: list[DetectedCategory], source: str = "planner") -> str:
         best: tuple[float, str, Any] | None = None
         for cat in cats:
             cell = self.table.cell(flow.id, cat.id)
@@ -290,7 +278,7 @@ class ComfyGen:
                 flow = self.library.get(flow_id)
                 flows.append(FlowSuggestion(flow_id=flow.id, name=flow.name, family=str(flow.family),
                                             predicted_score=None if score is None else round(score, 4),
-                                            score_source=source, why=self._why(flow, cats, source),
+                                            score_source=source, why=self.why(flow, cats, source),
                                             runnable=self.runnable(flow)))
                 if len(flows) == k:
                     break
