@@ -29,7 +29,7 @@ class Sample(BaseModel):
     gpu_seconds: float | None = Field(None, description="Run time on ComfyUI per image, from the run store timings.")
     reused: bool = Field(False, description="True when the image came from the run store instead of a new run.")
     geneval_correct: bool | None = None
-    note: str = Field("", description="How the strategy chose (e.g. 'planner rank 1').")
+    note: str = Field("", description="How the strategy chose, e.g. the planner's top allowed flow and its prediction.")
     error: str | None = None
 
 

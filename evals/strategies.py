@@ -25,6 +25,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from ..flow_library.library import FlowLibrary
 from ..flow_library.model import Flow
+from ..tools.app.service import rank_flows
 from ..tools.errors import ConfigError, FlowNotFound
 from .prompts import Prompt
 
@@ -141,18 +142,12 @@ class Strategy:
     def _plan(self, prompt: Prompt) -> Choice:
         allowed = {f.id for f in self.library if f.executable
                    and (not self.spec.only or any(fnmatch.fnmatchcase(f.id, pat) for pat in self.spec.only))}
-        planner = self.planner()
-        if hasattr(planner, "rank_prompt"):  # the whole library, each flow with its provenance
-            preds = planner.rank_prompt(prompt.text, self.library, k=self.spec.top_k,
-                                        target_score=self.spec.target_score, allowed=allowed)
-        else:  # a planner that only ranks its own flows
-            preds = planner.predict(prompt.text, k=self.spec.top_k, target_score=self.spec.target_score)
-        for rank, p in enumerate(preds):
-            flow_id = getattr(p, "flow_id", None) or p[0]
-            if flow_id in allowed:
-                score = getattr(p, "score", None)
-                return Choice(self.library.get(flow_id), f"planner rank {rank + 1}" +
-                              (f", predicted {score:.3f}" if isinstance(score, float) else ""))
+        preds = rank_flows(self.planner(), prompt.text, self.library, k=self.spec.top_k,
+                           target_score=self.spec.target_score, allowed=allowed)
+        if preds:
+            score = getattr(preds[0], "score", None)
+            return Choice(self.library.get(preds[0].flow_id), "planner's top allowed flow" +
+                          (f", predicted {score:.3f}" if isinstance(score, float) else ""))
         raise ConfigError(f"the planner proposed no executable flow among its top {self.spec.top_k} for "
                           f"{prompt.text[:60]!r}", hint="raise top_k, or add the missing flows to the library")
 

@@ -15,16 +15,14 @@ from typing import Any
 
 import typer
 
-SIZE_RE = re.compile(r"^\s*(\d{2,5})\s*[xX×]\s*(\d{2,5})\s*$")
-
-
 def _size(size: str | None) -> tuple[int | None, int | None]:
-    if not size:
-        return None, None
-    m = SIZE_RE.match(size)
-    if not m:
-        raise typer.BadParameter("use WIDTHxHEIGHT, e.g. 1024x768", param_hint="--size")
-    return int(m.group(1)), int(m.group(2))
+    from ...tools.app.requests import parse_size
+    from ...tools.errors import GuardError
+
+    try:
+        return parse_size(size)
+    except GuardError as e:
+        raise typer.BadParameter(f"{e.message}: {e.hint}", param_hint="--size") from None
 
 
 def _slug(text: str, n: int = 40) -> str:
@@ -59,7 +57,7 @@ def register(app: typer.Typer) -> None:
             settings = settings.model_copy(update={"comfyui_urls": list(endpoint)})
         width, height = _size(size)
         if settings.comfyui_urls:
-            _run(settings, prompt, flow=flow, negative=negative, seed=seed, width=width, height=height,
+            _run(settings, prompt, flow=flow, negative=negative, seed=seed, size=size,
                  candidates=candidates, accelerate=accelerate, out=out, as_json=as_json,
                  scorer_factory=tiny_scorer_factory if tiny_scorers else None)
         else:
@@ -139,16 +137,26 @@ def _seed_of(suggestion: Any, flow: Any, path: Path) -> int:
     return 0
 
 
-def _run(settings: Any, prompt: str, *, flow: str | None, negative: str | None, seed: int | None,
-         width: int | None, height: int | None, candidates: int, accelerate: str, out: Path | None,
-         as_json: bool, scorer_factory: Any) -> None:
+def _run(settings: Any, prompt: str, *, flow: str | None, negative: str | None, seed: int | None, size: str | None,
+         candidates: int, accelerate: str, out: Path | None, as_json: bool, scorer_factory: Any) -> None:
     import anyio
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from pydantic import ValidationError
+
+    from ...tools.app.operations import OPERATIONS, Call, render_invalid
+    from ...tools.app.requests import FullRangeGenerateRequest
     from ...tools.app.service import ComfyGen
 
     console = Console(stderr=True)
+    op = OPERATIONS["generate"]
+    try:
+        req = FullRangeGenerateRequest(prompt=prompt, flow_id=flow, negative=negative, seed=seed, size=size,
+                                       accelerate=accelerate, candidates=candidates)
+    except ValidationError as e:
+        raise typer.BadParameter(render_invalid("generate", e)) from None
+    req.check()
 
     async def main() -> Any:
         async with ComfyGen(settings, scorer_factory=scorer_factory) as cg:
@@ -159,9 +167,7 @@ def _run(settings: Any, prompt: str, *, flow: str | None, negative: str | None, 
                 async def report(progress: float, total: float | None, message: str) -> None:
                     bar.update(task, completed=progress, total=total, msg=message)
 
-                return await cg.generate(prompt, flow_id=flow, negative=negative, seed=seed, width=width,
-                                         height=height, accelerate=accelerate, candidates=candidates, wait_s=None,
-                                         report=report)
+                return await op.run(cg, req, Call(report=report))
 
     result = anyio.run(main)
     image = Path(result.image_path) if result.image_path else None

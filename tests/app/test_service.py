@@ -123,3 +123,19 @@ def test_the_users_calibration_moves_choices_where_its_runs_say_so(tmp_path):
     elsewhere = ComfyGen(Settings(home=tmp_path), library=shared_library(), scorer_factory=pixel_scorers,
                          classifier=VehicleClassifier(), planner=StubPlanner()).suggest("a red sports car", k=3)
     assert elsewhere.flows[0].flow_id != "cascade"  # its runs said nothing about vehicles
+
+
+def test_a_prompt_is_classified_once_for_choosing_and_filing_its_score(tmp_path):
+    class Counting(StubClassifier):
+        calls = 0
+
+        def predict(self, prompt, threshold=0.5):
+            Counting.calls += 1
+            return super().predict(prompt, threshold)
+
+    cg = ComfyGen(Settings(home=tmp_path), library=shared_library(), table=table(), classifier=Counting(),
+                  planner=StubPlanner())
+    flow, _ = cg.pick_flow("a portrait of a sailor", None)
+    cg.observe(flow.id, "a portrait of a sailor", 0.4)
+    assert Counting.calls == 1
+    assert [c.id for c in cg.detect_categories("a portrait of a sailor")] == ["portrait", "photorealistic"]

@@ -85,7 +85,7 @@ def test_smoke_config_end_to_end(tmp_path, fake_with_flow_models):
         n_runs = store.count()
     search_runs = n_runs - n_prompts * 2 * (len(plain) + 1)
     ft = [s for s in samples if s.strategy == "comfygen-ft"]
-    assert all(s.flow_id.startswith("rated-sd1") and s.note.startswith("planner rank") for s in ft)
+    assert all(s.flow_id.startswith("rated-sd1") and s.note.startswith("planner's top allowed flow") for s in ft)
     assert search_runs >= n_prompts * 2  # every searched image came out of at least one batch of candidates
     cost = {c["strategy"]: c for c in res["cost"]}
     for st in names:

@@ -49,7 +49,7 @@ def test_planner_takes_the_first_executable_flow_it_knows(library):
     st._planner = StubPlanner(["unknown-flow", "sdxl-juggernaut", "sd15-base"])
     p = Prompt(id="x:1", text="a castle")
     c = st.choose(p)
-    assert c.flow.id == "sdxl-juggernaut" and c.note.startswith("planner rank 2")
+    assert c.flow.id == "sdxl-juggernaut" and c.note.startswith("planner's top allowed flow")
     assert st._planner.calls == [("a castle", 4, 0.7)]
     st.choose(p)
     assert len(st._planner.calls) == 1  # one prediction per prompt, whatever the number of seeds

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import GuardError
 from .jobs import DEFAULT_WAIT_S
-from .models import MAX_SAFE_SEED
+from .models import MAX_SAFE_SEED, MAX_SEED
 
 MAX_PROMPT_CHARS = 4000
 ACCELERATE_MODES = ("none", "compile", "cache-adaptive", "cache-periodic", "cache-auto", "auto")
@@ -111,6 +111,16 @@ class GenerateRequest(Request):
     def check(self) -> None:
         self.prompt = check_prompt(self.prompt)
         parse_size(self.size)
+
+
+class FullRangeGenerateRequest(GenerateRequest):
+    """``generate`` from a terminal: ComfyUI's whole seed range (no JavaScript number in between), and the call
+    waits for the run however long it takes (``wait_s`` empty)."""
+
+    seed: Annotated[int | None, Field(description="Seed 0..2^64-1, ComfyUI's range; empty for random.",
+                                      ge=0, le=MAX_SEED)] = None
+    wait_s: Annotated[float | None, Field(description="Seconds to wait; empty: until the run ends.",
+                                          ge=0)] = None
 
 
 class RunRequest(Request):

@@ -62,6 +62,20 @@ def tiny_scorer_factory(settings: Settings) -> Any:
     return Ensemble.from_settings(settings, tiny=True).load()
 
 
+def rank_flows(planner: Any, prompt: str, library: FlowLibrary, *, k: int, allowed: set[str],
+               target_score: float | None = None, user: dict[str, tuple[float, float, int]] | None = None) -> list[Any]:
+    """A planner's best ``k`` flows of ``allowed`` for a prompt, best first (each with ``flow_id`` and ``score``).
+
+    The bundled planner ranks the whole library, every flow with its provenance (and the user's own
+    measurements); a planner that knows only its own flows (an older or experimental one) ranks those.
+    The service's suggestions and the eval harness's ComfyGen-FT strategy both choose through here.
+    """
+    if hasattr(planner, "rank_prompt"):
+        return list(planner.rank_prompt(prompt, library, k=k, allowed=allowed, target_score=target_score, user=user))
+    preds = planner.predict(prompt, k=k, target_score=target_score, allowed=allowed)
+    return [p for p in preds if p.flow_id in allowed]
+
+
 class ComfyGen:
     """The comfygen service. ``async with ComfyGen(settings) as cg:`` opens the store and the ComfyUI pool."""
 
@@ -84,6 +98,7 @@ class ComfyGen:
         self._store = store
         self._installed: dict[str, list[str]] | None = None
         self._user_table: Any | None = None
+        self._categories: dict[tuple[str, float], list[DetectedCategory]] = {}
         self.jobs = RunJobs(self)
 
     # ---------------------------------------------------------------- lifecycle
@@ -222,15 +237,24 @@ class ComfyGen:
 
     # ---------------------------------------------------------------- choosing a flow
     def detect_categories(self, prompt: str, threshold: float = 0.5) -> list[DetectedCategory]:
+        """The prompt's categories; remembered for recent prompts, since a generate asks twice (to pick the flow,
+        then to file the run's score under them)."""
         if self._classifier is False:
             return []
+        key = (prompt, threshold)
+        if key in self._categories:
+            return list(self._categories[key])
         try:
             found = self.classifier().predict(prompt, threshold=threshold)
         except (PlannerError, ImportError, FileNotFoundError) as e:
             logger.info("category classifier unavailable: %s", e)
             self._classifier = False  # do not retry (and warn) on every call
             return []
-        return [DetectedCategory(id=cid, probability=round(float(p), 4)) for cid, p in found]
+        cats = [DetectedCategory(id=cid, probability=round(float(p), 4)) for cid, p in found]
+        if len(self._categories) >= 256:
+            self._categories.pop(next(iter(self._categories)))
+        self._categories[key] = cats
+        return list(cats)
 
     def why(self, flow: Flow, cats: list[DetectedCategory], source: str = "planner") -> str:
         best: tuple[float, str, Any] | None = None
@@ -290,8 +314,8 @@ class ComfyGen:
     def _planner_ranking(self, prompt: str, cats: list[DetectedCategory], k: int, target_score: float | None,
                          allowed: set[str]) -> list[FlowSuggestion]:
         planner = self.planner()
-        ranked = planner.rank_prompt(prompt, self.library, k=k, allowed=allowed, target_score=target_score,
-                                     user=self._user_cells([c.id for c in cats]))
+        ranked = rank_flows(planner, prompt, self.library, k=k, allowed=allowed, target_score=target_score,
+                            user=self._user_cells([c.id for c in cats]))
         out = []
         for p in ranked:
             flow = self.library.get(p.flow_id)
