@@ -9,6 +9,7 @@ import typer
 # Order is the order of `comfygen --help`.
 MODULES = [
     "generate",
+    "call",
     "chat",
     "serve",
     "flows",
@@ -23,7 +24,7 @@ MODULES = [
 
 
 # Serving commands whose module is the only one they need: the others are not imported for them (start-up time).
-FAST_PATH = {"plan": "planner", "serve": "serve", "generate": "generate"}
+FAST_PATH = {"plan": "planner", "serve": "serve", "generate": "generate", "call": "call"}
 
 
 def register_all(app: typer.Typer, command: str | None = None) -> None:

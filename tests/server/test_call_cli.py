@@ -1,0 +1,44 @@
+"""``comfygen call``: every registry operation from a terminal, with the MCP tools' arguments and results."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from comfygen.server.cli import app
+from comfygen.server.commands import register_all
+from comfygen.tools.app.operations import OPERATIONS
+from comfygen.tools.errors import GuardError
+
+
+def cli(args, **kw):
+    register_all(app)
+    return CliRunner().invoke(app, args, **kw)
+
+
+def test_list_shows_every_operation_with_its_schema(tmp_path, monkeypatch):
+    monkeypatch.setenv("COMFYGEN_HOME", str(tmp_path))
+    result = cli(["call", "--list"])
+    assert result.exit_code == 0, result.output
+    listed = json.loads(result.stdout)
+    assert set(listed) == set(OPERATIONS)
+    assert listed["generate"]["arguments"]["properties"]["candidates"]["maximum"] == 16
+
+
+def test_an_operation_runs_and_prints_its_result(tmp_path, monkeypatch):
+    monkeypatch.setenv("COMFYGEN_HOME", str(tmp_path))
+    monkeypatch.delenv("COMFYGEN_COMFYUI_URLS", raising=False)
+    result = cli(["call", "get_flow", '{"flow_id": "sd15-base"}'])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["id"] == "sd15-base"
+
+
+def test_bad_arguments_say_what_to_change(tmp_path, monkeypatch):
+    monkeypatch.setenv("COMFYGEN_HOME", str(tmp_path))
+    for args in (["call", "generate", '{"prompt": "a fox", "seeds": 2}'], ["call", "generate", "not json"],
+                 ["call", "no_such_op"]):
+        result = cli(args)
+        assert isinstance(result.exception, GuardError), args
+        assert result.exception.hint
+    assert "seeds" in cli(["call", "generate", '{"prompt": "a fox", "seeds": 2}']).exception.message
