@@ -20,7 +20,7 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ...flow_library.categories import CATEGORIES, category_ids
 from ...flow_library.library import FlowLibrary
@@ -30,19 +30,31 @@ from ..errors import (
 )
 from ..settings import Settings, get_settings
 from .models import (
-    MAX_SEED, CategoriesOut, CategoryOut, DetectedCategory, EndpointOut, FlowOut, FlowSuggestion, ScoresOut,
+    MAX_SEED, CategoriesOut, CategoryOut, DetectedCategory, EndpointOut, FlowOut, FlowSuggestion, RunOut, ScoresOut,
     ScoreTableOut, StatusOut, SuggestOut, TableEntry,
 )
 from .progress import ProgressTracker, ReportFn
 from .jobs import RunJobs, record_to_out
 from .requests import ACCELERATE_MODES, check_prompt
 
+if TYPE_CHECKING:
+    from ...flow_library.score_table import ScoreTable
+    from ..comfy.pool import EndpointPool
+    from ..planner import Planner
+    from ..scoring.ensemble import Ensemble
+    from ..store import RunRecord, RunStore
+
 logger = logging.getLogger(__name__)
 
-ScorerFactory = Callable[[Settings], Any]
+
+class Classifier(Protocol):
+    def predict(self, prompt: str, threshold: float = 0.5) -> list[tuple[str, float]]: ...
 
 
-def default_scorer_factory(settings: Settings) -> Any:
+ScorerFactory = Callable[[Settings], "Ensemble"]
+
+
+def default_scorer_factory(settings: Settings) -> Ensemble:
     """The real ensemble from ``settings.scorers``, loaded now (raises WeightsMissing when weights are absent).
 
     ``COMFYGEN_SCORERS=`` (empty) turns scoring off: images come back unscored, and torch is never imported.
@@ -55,14 +67,14 @@ def default_scorer_factory(settings: Settings) -> Any:
     return Ensemble.from_settings(settings).load()
 
 
-def tiny_scorer_factory(settings: Settings) -> Any:
+def tiny_scorer_factory(settings: Settings) -> Ensemble:
     """Random-weight tiny scorers with the real architectures: for tests and demos, the scores mean nothing."""
     from ..scoring.ensemble import Ensemble
 
     return Ensemble.from_settings(settings, tiny=True).load()
 
 
-def rank_flows(planner: Any, prompt: str, library: FlowLibrary, *, k: int, allowed: set[str],
+def rank_flows(planner: Planner, prompt: str, library: FlowLibrary, *, k: int, allowed: set[str],
                target_score: float | None = None, user: dict[str, tuple[float, float, int]] | None = None) -> list[Any]:
     """A planner's best ``k`` flows of ``allowed`` for a prompt, best first (each with ``flow_id`` and ``score``).
 
@@ -80,15 +92,15 @@ class ComfyGen:
     """The comfygen service. ``async with ComfyGen(settings) as cg:`` opens the store and the ComfyUI pool."""
 
     def __init__(self, settings: Settings | None = None, *, library: FlowLibrary | None = None,
-                 table: Any | None = None, scorer_factory: ScorerFactory | None = None,
-                 planner: Any | None = None, classifier: Any | None = None, pool: Any | None = None,
-                 store: Any | None = None, keep_runs_on_close: bool = False):
+                 table: ScoreTable | None = None, scorer_factory: ScorerFactory | None = None,
+                 planner: Planner | None = None, classifier: Classifier | None = None,
+                 pool: EndpointPool | None = None, store: RunStore | None = None, keep_runs_on_close: bool = False):
         self.settings = settings or get_settings()
         self.keep_runs_on_close = keep_runs_on_close
         self._library = library
         self._table = table
         self._scorer_factory = scorer_factory or default_scorer_factory
-        self._scorer: Any | None = None
+        self._scorer: Ensemble | None = None
         self._scorer_error: ComfyGenError | None = None
         self._scorer_lock = asyncio.Lock()
         self._planner = planner
@@ -97,7 +109,7 @@ class ComfyGen:
         self._own_pool = pool is None
         self._store = store
         self._installed: dict[str, list[str]] | None = None
-        self._user_table: Any | None = None
+        self._user_table: ScoreTable | None = None
         self._categories: dict[tuple[str, float], list[DetectedCategory]] = {}
         self.jobs = RunJobs(self)
 
@@ -130,7 +142,7 @@ class ComfyGen:
         return self._library
 
     @property
-    def table(self) -> Any:
+    def table(self) -> ScoreTable:
         """The shipped score table merged with the user's own (``$COMFYGEN_HOME/score_table.json``)."""
         if self._table is None:
             from ...flow_library.score_table import ScoreTable
@@ -142,7 +154,7 @@ class ComfyGen:
         return self._table
 
     @property
-    def store(self) -> Any:
+    def store(self) -> RunStore:
         if self._store is None:
             from ..store import RunStore
 
@@ -150,7 +162,7 @@ class ComfyGen:
         return self._store
 
     @property
-    def pool(self) -> Any:
+    def pool(self) -> EndpointPool:
         if self._pool is None:
             raise ConfigError(
                 "no ComfyUI server is configured",
@@ -162,21 +174,21 @@ class ComfyGen:
     def has_pool(self) -> bool:
         return self._pool is not None
 
-    def planner(self) -> Any:
+    def planner(self) -> Planner:
         if self._planner is None:
             from ..planner import Planner
 
             self._planner = Planner.load(self.settings.planner_dir)
         return self._planner
 
-    def classifier(self) -> Any:
+    def classifier(self) -> Classifier:
         if self._classifier is None:
             from ..categorize import CategoryClassifier
 
             self._classifier = CategoryClassifier.load()
         return self._classifier
 
-    async def scorer(self) -> Any:
+    async def scorer(self) -> Ensemble:
         """The scoring ensemble, built once; raises the (cached) build error, e.g. WeightsMissing."""
         async with self._scorer_lock:
             if self._scorer is None and self._scorer_error is None:
@@ -520,7 +532,7 @@ class ComfyGen:
     async def generate(self, prompt: str, *, flow_id: str | None = None, negative: str | None = None,
                        seed: int | None = None, width: int | None = None, height: int | None = None,
                        accelerate: str = "none", candidates: int = 1, wait_s: float | None = None,
-                       report: ReportFn | None = None, cancel_if: Callable[[], bool] | None = None) -> Any:
+                       report: ReportFn | None = None, cancel_if: Callable[[], bool] | None = None) -> RunOut:
         """Run a flow for the prompt, score the images, keep the best. Returns a RunOut."""
         prompt = check_prompt(prompt)
         if accelerate not in ACCELERATE_MODES:
@@ -550,18 +562,18 @@ class ComfyGen:
             raise
 
     async def get_run(self, run_id: str, *, wait_s: float | None = 0.0, report: ReportFn | None = None,
-                      cancel_if: Callable[[], bool] | None = None) -> Any:
+                      cancel_if: Callable[[], bool] | None = None) -> RunOut:
         if not isinstance(run_id, str) or not run_id.strip():
             raise StoreError("run_id is empty", hint="pass the run_id that generate returned")
         return await self.jobs.get(run_id.strip(), wait_s=wait_s, report=report, cancel_if=cancel_if)
 
-    def record(self, run_id: str) -> Any:
+    def record(self, run_id: str) -> RunRecord:
         try:
             return self.store.get(run_id)
         except KeyError:
             raise StoreError(f"unknown run {run_id!r}", hint="pass a run_id that generate returned") from None
 
-    def run_out(self, record: Any, **extra: Any) -> Any:
+    def run_out(self, record: RunRecord, **extra: Any) -> RunOut:
         return record_to_out(record, **extra)
 
     def now(self) -> float:
