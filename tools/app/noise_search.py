@@ -57,7 +57,7 @@ async def noise_search(cg: ComfyGen, prompt: str, *, flow_id: str | None = None,
     tracker = ProgressTracker(report)  # the job's reporter: swapped by get_run, dropped when the call returns
 
     async def on_progress(p: SearchProgress) -> None:
-        best = sum(p.best_raw.values()) / len(p.best_raw) if p.best_raw else None
+        best = p.best_total
         if best is not None:
             history.append(SearchStepOut(step=p.done, best_score=round(best, 5), best_seed=None))
         tracker.state.stage, tracker.state.best_score = f"{p.done}/{p.budget} candidates", best
