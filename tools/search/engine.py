@@ -63,7 +63,8 @@ class Candidate(BaseModel):
     run_id: str | None = None
     image: str | None = Field(None, description="PNG path.")
     raw: dict[str, float] = Field(default_factory=dict, description="Verifier -> raw score.")
-    total: float | None = Field(None, description="Aggregate over all candidates (higher is better).")
+    total: float | None = Field(None, description="The verifiers' ranking number (higher is better): the scoring "
+                                "ensemble's total, or the negated mean rank over all candidates.")
     rank: int | None = Field(None, description="1 = best over all candidates.")
 
 
