@@ -8,12 +8,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..tools.errors import ComfyGenError
 from .metrics import Sample
 from .prompts import Prompt
 from .strategies import Strategy
+
+if TYPE_CHECKING:
+    from ..tools.app.service import ComfyGen
+    from ..tools.comfy.pool import EndpointPool
+    from ..tools.scoring.ensemble import Ensemble
+    from ..tools.settings import Settings
+    from ..tools.store import RunStore
 
 log = logging.getLogger(__name__)
 
@@ -59,26 +66,42 @@ async def produce(cfg: Any, items: Sequence[tuple[Strategy, Prompt, int]], *, se
 
 async def _planner_search(cfg: Any, st: Strategy, p: Prompt, seed: int, *, settings: Any, pool: Any,
                           store: Any) -> Sample:
+    from ..tools.app.noise_search import search_flow
     from ..tools.search.engine import SearchConfig
-    from ..tools.search.run import run_search
-    from ..tools.search.verify import VerifierSet, build_verifiers
 
     spec = st.spec.search
     assert spec is not None
     choice = st.choose(p)
-    if not hasattr(st, "_verifiers"):  # built once per strategy (the first caller builds it; no await inside)
-        st._verifiers = VerifierSet(build_verifiers(spec.verifiers, settings, tiny=cfg.tiny_scorers))  # type: ignore[attr-defined]
     size = {k: v for k, v in (("width", cfg.width), ("height", cfg.height)) if v}
     scfg = SearchConfig(algorithm="random" if spec.mode == "random" else "zero-order", candidates=spec.candidates,
                         neighbours=max(1, spec.candidates // max(1, spec.steps)), seed=seed, **size)
-    res = await run_search(choice.flow, p.text, scfg, verifiers=st._verifiers, pool=pool,  # type: ignore[attr-defined]
-                           store=store, settings=settings, negative=cfg.negative)
+    res = await search_flow(_search_service(cfg, st, settings=settings, pool=pool, store=store), choice.flow,
+                            p.text, scfg, negative=cfg.negative)
     if res.best is None or not res.best.image:
         raise ComfyGenError(f"noise search produced no image for {p.id}", hint="check the ComfyUI logs")
     return Sample(strategy=st.name, prompt_id=p.id, prompt=p.text, category=p.category, seed=seed,
                   flow_id=choice.flow.id, run_id=res.best.run_id, image=res.best.image,
                   gpu_seconds=_seconds(store, res.run_ids),
                   note=f"{choice.note}; {res.algorithm} search, best of {len(res.candidates)}")
+
+
+def _search_service(cfg: Any, st: Strategy, *, settings: Settings, pool: EndpointPool, store: RunStore) -> ComfyGen:
+    """The service a strategy's searches run on: the harness's pool and store, and an ensemble of the
+    strategy's verifiers (loaded once, on the first search, then shared by every prompt's search)."""
+    from ..tools.app.service import ComfyGen
+
+    cg: ComfyGen | None = getattr(st, "_search_service", None)
+    if cg is None:
+        names, tiny = list(st.spec.search.verifiers if st.spec.search else []), bool(cfg.tiny_scorers)
+
+        def ensemble(s: Settings) -> Ensemble:
+            from ..tools.scoring.ensemble import Ensemble
+
+            return Ensemble.from_settings(s, names, tiny=tiny).load()
+
+        cg = ComfyGen(settings, pool=pool, store=store, scorer_factory=ensemble)
+        st._search_service = cg  # type: ignore[attr-defined]
+    return cg
 
 
 async def _agent(cfg: Any, st: Strategy, p: Prompt, seed: int, *, settings: Any, pool: Any, store: Any) -> Sample:

@@ -43,7 +43,8 @@ from comfygen.flow_library.model import Flow
 from comfygen.tools.search.engine import SearchConfig, random_search, zero_order_search
 from comfygen.tools.search.generate import ComfyGenerator
 from comfygen.tools.search.noise import NoiseSpec, NoiseTerm, derive_seed, latent_shape, neighbour
-from comfygen.tools.search.verify import VerifierSet, build_verifiers
+from comfygen.tools.scoring.ensemble import Ensemble
+from comfygen.tools.search.verify import VerifierSet
 from comfygen.tools.settings import Settings
 from comfygen.tools.store import RunStore
 
@@ -105,7 +106,7 @@ async def _measure(url: str, ckpt: str, ns: list[int], batches: list[int], home:
     store = RunStore(settings.store_path)
     flow = sd15_flow(ckpt)
     prompt = "a lighthouse on a cliff at dusk"
-    verifiers = build_verifiers(["aesthetic", "imagereward"], settings, tiny=True)
+    verifiers = Ensemble.from_settings(settings, ["aesthetic", "imagereward"], tiny=True).load()
     batched_vs = VerifierSet(verifiers)
     seq_vs = VerifierSet(verifiers, batch_size=1)
     pool = _Pool(url)

@@ -6,14 +6,17 @@ import asyncio
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ...tools.errors import ConfigError, GuardError
-from ...tools.settings import get_settings
+from ...tools.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from ...tools.scoring.ensemble import Ensemble
 
 console = Console(stderr=True)
 
@@ -54,7 +57,8 @@ def search_cmd(
                                      "family and size)."),
     verifiers: list[str] | None = typer.Option(None, "--verifiers", "-v", help="Scorers, comma-separated or "
                                                "repeated (default: the configured ensemble)."),
-    aggregation: str = typer.Option("ensemble", "--aggregation", help="ensemble (standardized weighted) | mean_rank"),
+    aggregation: str = typer.Option("ensemble", "--aggregation", help="ensemble (the scoring ensemble's total) | "
+                                     "mean_rank (its mean rank over the candidates)"),
     weight: list[str] | None = typer.Option(None, "--weight", help="Verifier weight, NAME=W (repeatable)."),
     size: str | None = typer.Option(None, "--size", help="WIDTHxHEIGHT (default: the flow's)."),
     steps: int | None = typer.Option(None, "--steps", help="Override the sampler's step count."),
@@ -73,13 +77,13 @@ def search_cmd(
                                         "tests; scores mean nothing)."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
 ) -> None:
-    """Search the initial noise for the best image by the verifiers (Ma et al. 2025), batched."""
-    from ...flow_library.library import FlowLibrary
-    from ...tools.comfy.pool import EndpointPool
+    """Search the initial noise for the best image by the verifiers (Ma et al. 2025), batched.
+
+    The verifiers are a scoring ensemble (the configured one, or ``--verifiers``), ranked as ``comfygen score``
+    ranks; the search itself is the service's (``search_flow``), as the MCP tool and the eval harness run it."""
+    from ...tools.app.noise_search import search_ensemble, search_flow
+    from ...tools.app.service import ComfyGen
     from ...tools.search.engine import SearchConfig, SearchProgress
-    from ...tools.search.run import run_search
-    from ...tools.search.verify import VerifierSet, build_verifiers
-    from ...tools.store import RunStore
 
     settings = get_settings()
     if algorithm not in ("random", "zero-order"):
@@ -92,8 +96,8 @@ def search_cmd(
     if not urls:
         raise ConfigError("no ComfyUI server configured",
                           hint="pass --endpoint http://127.0.0.1:8188 or set COMFYGEN_COMFYUI_URLS")
+    settings = settings.model_copy(update={"comfyui_urls": urls})
     width, height = _size(size)
-    flow = FlowLibrary.default(settings.user_flows_dir).get(flow_id)
     cfg_args: dict[str, Any] = dict(algorithm=algorithm, candidates=candidates, rounds=rounds, neighbours=neighbours,
                                     lam=lam, batch=batch, seed=seed, top_k=top_k, wall_time_s=wall_time,
                                     patience=patience, noise_nodes=noise_nodes)
@@ -101,25 +105,28 @@ def search_cmd(
         cfg_args.update(width=width, height=height)
     config = SearchConfig(**cfg_args)
     names = _names(verifiers) or list(settings.scorers)
-    console.print(f"loading verifiers: {', '.join(names)}")
-    vs = VerifierSet.for_scorers(build_verifiers(names, settings, tiny=tiny_verifiers), settings,
-                                 method=aggregation, weights=_weights(weight))  # type: ignore[arg-type]
-    store = RunStore.from_settings(settings)
+    weights = _weights(weight)
+
+    def ensemble(s: Settings) -> Ensemble:
+        from ...tools.scoring.ensemble import Ensemble
+
+        return Ensemble.from_settings(s, names, tiny=tiny_verifiers, weights=weights).load()
 
     async def go() -> Any:
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=console, transient=False) as bar:
-            task = bar.add_task(f"{algorithm} search", total=candidates)
+        async with ComfyGen(settings, scorer_factory=ensemble) as cg:
+            flow = cg.library.get(flow_id)
+            console.print(f"loading verifiers: {', '.join(names)}")
+            await search_ensemble(cg)
+            with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                          console=console, transient=False) as bar:
+                task = bar.add_task(f"{algorithm} search", total=candidates)
 
-            def on_progress(p: SearchProgress) -> None:
-                best = ", ".join(f"{k} {v:.3f}" for k, v in p.best_raw.items())
-                bar.update(task, completed=p.done, description=f"round {p.round} best #{p.best_id}: {best}")
+                def on_progress(p: SearchProgress) -> None:
+                    best = ", ".join(f"{k} {v:.3f}" for k, v in p.best_raw.items())
+                    bar.update(task, completed=p.done, description=f"round {p.round} best #{p.best_id}: {best}")
 
-            async with EndpointPool(urls, connect_timeout=settings.connect_timeout_s,
-                                    read_timeout=settings.read_timeout_s) as pool:
-                return await run_search(flow, prompt, config, verifiers=vs, pool=pool, store=store,
-                                        settings=settings, negative=negative, steps=steps, out_dir=out,
-                                        on_progress=on_progress)
+                return await search_flow(cg, flow, prompt, config, aggregation=aggregation,  # type: ignore[arg-type]
+                                         negative=negative, steps=steps, out_dir=out, on_progress=on_progress)
 
     result = asyncio.run(go())
     if as_json:

@@ -13,7 +13,9 @@ from PIL import Image
 
 import fakecomfy_engine as eng
 from comfygen.flow_library.model import Flow
+from comfygen.tools.scoring.ensemble import Ensemble
 from comfygen.tools.search.noise import NoiseSpec, realise
+from comfygen.tools.search.verify import VerifierSet
 
 REPO = Path(__file__).resolve().parents[2]
 CKPT = "v1-5-pruned-emaonly.safetensors"
@@ -84,6 +86,13 @@ class TargetScorer:
 
     def expected(self, spec: NoiseSpec, shape: Sequence[int]) -> float:
         return self.score_pixels(fake_pixels(realise(spec, shape)))
+
+
+def verifiers(*scorers: Any, **kw: Any) -> VerifierSet:
+    """A search's verifiers over test scorers: an ensemble that gives each of them reference mean 0 and
+    spread 1, so a candidate's total is its (weighted mean) raw score."""
+    stats = {s.name: {"mean": 0.0, "std": 1.0} for s in scorers}
+    return VerifierSet(Ensemble(list(scorers), stats=stats), **kw)
 
 
 def png_bytes(img: Image.Image) -> bytes:

@@ -7,7 +7,7 @@ import types
 import numpy as np
 import pytest
 import torch
-from search_helpers import CKPT, OnePool, TargetScorer, sd15_flow
+from search_helpers import CKPT, OnePool, TargetScorer, sd15_flow, verifiers
 
 from comfygen.flow_library.library import FlowLibrary
 from comfygen.flow_library.render import render
@@ -18,7 +18,6 @@ from comfygen.tools.search.nodepack import NODE, NODE_SOURCE, install_nodes, noi
 from comfygen.tools.search.noise import (NoiseSpec, NoiseTerm, discrete_sigma_max, eps_start_scale, latent_shape,
                                          neighbour, realise)
 from comfygen.tools.search.run import run_search
-from comfygen.tools.search.verify import VerifierSet
 from comfygen.tools.settings import Settings
 from comfygen.tools.store import RunStore
 from fakecomfy import FakeComfyUI
@@ -86,7 +85,7 @@ async def test_zero_order_through_the_pack_starts_from_exact_neighbours(tmp_path
     async with FakeComfyUI(object_info=object_info_with_pack(), models={"checkpoints": [CKPT]},
                            executors=ex.executors()) as fake:
         async with OnePool(fake.url) as pool:
-            res = await run_search(sd15_flow(64), "x", cfg, verifiers=VerifierSet([scorer]), pool=pool,
+            res = await run_search(sd15_flow(64), "x", cfg, verifiers=verifiers(scorer), pool=pool,
                                    store=store, settings=settings)
     assert res.mode == "pack" and len(res.candidates) == 9
     k = eps_start_scale(discrete_sigma_max())

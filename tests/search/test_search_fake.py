@@ -7,12 +7,11 @@ import asyncio
 import numpy as np
 import pytest
 import torch
-from search_helpers import CKPT, OnePool, TargetScorer, sd15_flow
+from search_helpers import CKPT, OnePool, TargetScorer, sd15_flow, verifiers
 
 from comfygen.tools.search.engine import SearchConfig
 from comfygen.tools.search.noise import NoiseSpec, discrete_sigma_max, eps_start_scale, latent_shape, realise
 from comfygen.tools.search.run import run_search
-from comfygen.tools.search.verify import VerifierSet
 from comfygen.tools.settings import Settings
 from comfygen.tools.store import RunStore
 from fakecomfy import FakeComfyUI
@@ -36,7 +35,7 @@ async def _search(tmp_path, cfg: SearchConfig, scorer: TargetScorer, **kw):
     store = RunStore(settings.store_path)
     async with FakeComfyUI(models={"checkpoints": [CKPT]}, executors=ex.executors()) as fake:
         async with OnePool(fake.url) as pool:
-            res = await run_search(sd15_flow(SIZE), "a red fox", cfg, verifiers=VerifierSet([scorer]), pool=pool,
+            res = await run_search(sd15_flow(SIZE), "a red fox", cfg, verifiers=verifiers(scorer), pool=pool,
                                    store=store, settings=settings, **kw)
     return res, ex, store
 
@@ -121,7 +120,7 @@ async def test_zero_order_rejects_round_and_draws_fresh_pivot(tmp_path):
     store = RunStore(settings.store_path)
     async with FakeComfyUI(models={"checkpoints": [CKPT]}, executors=ex.executors()) as fake:
         async with OnePool(fake.url) as pool:
-            res = await run_search(sd15_flow(SIZE), "x", cfg, verifiers=VerifierSet([PivotLover()]), pool=pool,
+            res = await run_search(sd15_flow(SIZE), "x", cfg, verifiers=verifiers(PivotLover()), pool=pool,
                                    store=store, settings=settings)
     assert [r.accepted for r in res.rounds] == [None, None]
     pivots = [c for c in res.candidates if c.role == "pivot"]
@@ -139,7 +138,7 @@ async def test_wall_time_cancels_the_running_prompt(tmp_path):
     # prompt is running when the wall time is up
     async with FakeComfyUI(models={"checkpoints": [CKPT]}, executors=ex.executors(), step_time=0.2) as fake:
         async with OnePool(fake.url) as pool:
-            res = await run_search(sd15_flow(SIZE, steps=4), "x", cfg, verifiers=VerifierSet([scorer]), pool=pool,
+            res = await run_search(sd15_flow(SIZE, steps=4), "x", cfg, verifiers=verifiers(scorer), pool=pool,
                                    store=store, settings=settings)
             await asyncio.sleep(0.1)
             assert fake.interrupts  # the prompt running at the deadline was interrupted on the server
@@ -159,7 +158,7 @@ async def test_cancelling_the_search_stops_the_comfyui_work(tmp_path):
     async with FakeComfyUI(models={"checkpoints": [CKPT]}, executors=NoiseExecutors().executors(),
                            step_time=0.05) as fake:
         async with OnePool(fake.url) as pool:
-            task = asyncio.create_task(run_search(sd15_flow(SIZE), "x", cfg, verifiers=VerifierSet([scorer]),
+            task = asyncio.create_task(run_search(sd15_flow(SIZE), "x", cfg, verifiers=verifiers(scorer),
                                                   pool=pool, store=store, settings=settings))
             await asyncio.sleep(0.5)
             busy = fake.running is not None or bool(fake.pending)  # or between batches, scoring
@@ -194,7 +193,7 @@ async def test_winner_regenerates_alone_from_the_same_noise_with_more_steps(tmp_
     flow = sd15_flow(SIZE)
     async with FakeComfyUI(models={"checkpoints": [CKPT]}, executors=ex.executors()) as fake:
         async with OnePool(fake.url) as pool:
-            res = await run_search(flow, "x", cfg, verifiers=VerifierSet([scorer]), pool=pool, store=store,
+            res = await run_search(flow, "x", cfg, verifiers=verifiers(scorer), pool=pool, store=store,
                                    settings=settings)
             best = res.best
             rec = await regenerate(flow, "x", best.noise, mode=res.mode, pool=pool, store=store, settings=settings,

@@ -1,43 +1,74 @@
-"""Aggregation of verifier scores: standardized weighted ensemble and mean rank."""
+"""The search's verifiers are a view of the scoring ensemble: same scorers, weights, statistics and totals."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
+import torch
+from PIL import Image
 
-from comfygen.tools.search.verify import VerifierSet, aggregate
-
-
-def test_mean_rank_matches_the_seed_extension_and_ties_go_to_the_earlier_candidate():
-    raw = {"a": [0.1, 0.9, 0.5], "b": [3.0, 1.0, 2.0]}
-    # ranks a: [3,1,2], b: [1,3,2] -> mean [2,2,2]; negated so higher is better
-    assert aggregate(raw, "mean_rank") == [-2.0, -2.0, -2.0]
-    assert aggregate({"a": [1.0, 1.0]}, "mean_rank") == [-1.0, -2.0]
+from comfygen.tools.errors import ScoringError
+from comfygen.tools.scoring.ensemble import Ensemble
+from comfygen.tools.search.verify import VerifierSet
 
 
-def test_ensemble_standardizes_scales_and_applies_weights():
-    raw = {"big": [100.0, 200.0, 300.0], "small": [0.3, 0.2, 0.1]}
-    tot = aggregate(raw, "ensemble")
-    assert tot[0] == pytest.approx(tot[2]) and tot[1] == pytest.approx(0.0)  # equal weight: scales cancel
-    tot_w = aggregate(raw, "ensemble", {"big": 3.0, "small": 1.0})
-    assert tot_w[2] > tot_w[1] > tot_w[0]
-    # reference statistics make a total independent of the other candidates
-    ref = {"big": (200.0, 100.0), "small": (0.2, 0.1)}
-    alone = aggregate({"big": [300.0], "small": [0.1]}, "ensemble", stats=ref)
-    assert alone[0] == pytest.approx(aggregate(raw, "ensemble", stats=ref)[2]) == pytest.approx(0.0)
+class Red:
+    """Raw score: the mean red level times a scale, so scorers on different scales can be combined."""
+
+    def __init__(self, name: str, scale: float):
+        self.name, self.scale, self.calls = name, scale, []
+
+    def score(self, images, prompts):
+        self.calls.append(len(images))
+        return torch.tensor([self.scale * im.getpixel((0, 0))[0] / 255 for im in images])
 
 
-def test_verifier_set_scores_in_batches_and_uses_the_ensemble_defaults():
-    class V:
-        def __init__(self, name):
-            self.name, self.calls = name, []
+def images(*reds: int) -> list[Image.Image]:
+    return [Image.new("RGB", (4, 4), (r, 10, 10)) for r in reds]
 
-        def score(self, images, prompts):
-            self.calls.append(len(images))
-            return [float(i) for i in range(len(images))]
 
-    a, b = V("imagereward"), V("aesthetic")
-    vs = VerifierSet.for_scorers([a, b], method="ensemble", batch_size=3)
-    raws = vs.score([object()] * 5, "p")  # type: ignore[list-item]
-    assert a.calls == [3, 2] and raws[4] == {"imagereward": 1.0, "aesthetic": 1.0}
-    assert vs.weights["aesthetic"] == 0.5 and vs.stats["imagereward"] == (0.0, 1.0)
-    assert len(vs.totals(raws)) == 5
+def ensemble() -> Ensemble:
+    return Ensemble([Red("big", 300.0), Red("small", 0.3)], weights={"big": 3.0, "small": 1.0},
+                    stats={"big": {"mean": 150.0, "std": 50.0}, "small": {"mean": 0.2, "std": 0.1}})
+
+
+def test_a_candidates_total_is_what_the_ensemble_scores_that_image():
+    ens, imgs = ensemble(), images(0, 60, 128, 200, 255)
+    vs = VerifierSet(ens, batch_size=2)
+    raws = vs.score(imgs, "p")
+    want = ens.score(imgs, "p")
+    assert raws == [pytest.approx(r.raw) for r in want]
+    assert vs.totals(raws) == pytest.approx([r.total for r in want])
+    # reference statistics, not the candidate set: a candidate's total does not depend on the others
+    assert vs.totals(raws[3:4]) == pytest.approx([want[3].total])
+    assert vs.names == ["big", "small"] and vs.weights == {"big": 3.0, "small": 1.0}
+
+
+def test_mean_rank_is_the_ensembles_mean_rank_negated():
+    ens = Ensemble([Red("a", 1.0), Red("b", 1.0)], stats={"a": {"mean": 0, "std": 1}, "b": {"mean": 0, "std": 1}})
+    raws = [{"a": 0.1, "b": 3.0}, {"a": 0.9, "b": 1.0}, {"a": 0.5, "b": 2.0}]
+    # ranks a: [3,1,2], b: [1,3,2] -> mean [2,2,2]; negated so that higher is better
+    assert VerifierSet(ens, method="mean_rank").totals(raws) == [-2.0, -2.0, -2.0]
+    assert VerifierSet(ens, method="mean_rank").totals(raws) == [-r.mean_rank for r in ens.combine(
+        {"a": [0.1, 0.9, 0.5], "b": [3.0, 1.0, 2.0]})]
+    with pytest.raises(ScoringError, match="aggregation"):
+        VerifierSet(ens, method="median")  # type: ignore[arg-type]
+
+
+def test_scores_in_batches_with_the_ensembles_defaults():
+    a, b = Red("imagereward", 1.0), Red("aesthetic", 1.0)
+    ens = Ensemble([a, b])  # shipped weights and reference statistics
+    vs = VerifierSet(ens, batch_size=3)
+    raws = vs.score(images(*range(0, 250, 50)), "p")
+    assert a.calls == [3, 2] and b.calls == [3, 2] and len(raws) == 5
+    assert vs.weights == {"imagereward": 1.0, "aesthetic": 0.5}
+    assert vs.totals(raws) == pytest.approx([r.total for r in ens.combine(
+        {n: [r[n] for r in raws] for n in ("imagereward", "aesthetic")})])
+
+
+def test_a_candidate_without_a_finite_score_ranks_last():
+    ens = ensemble()
+    totals = VerifierSet(ens).totals([{"big": 10.0, "small": 0.0}, {"big": math.nan, "small": 0.3},
+                                      {"big": math.inf, "small": 0.3}])
+    assert math.isfinite(totals[0]) and totals[1] == totals[2] == -math.inf

@@ -7,6 +7,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from comfygen.flow_library.library import FlowLibrary
+from comfygen.tools.scoring.ensemble import Ensemble
 from comfygen.tools.settings import Settings
 
 SMALL = {"size": "64x64"}  # keeps the fake's PNGs small and the tests fast
@@ -38,12 +39,13 @@ class BrightnessScorer:
         return [brightness(im) for im in images]
 
 
-class PixelEnsemble:
+class PixelEnsemble(Ensemble):
     """A scoring double: the mean brightness of each image (deterministic, instant). The real scorers have
-    their own tests; here only the server's handling of scores matters."""
+    their own tests; here only the server's handling of scores matters. An ``Ensemble`` (reference mean 0,
+    spread 1) so that noise search, which ranks by the ensemble, ranks by brightness."""
 
-    scorers = {"brightness": BrightnessScorer()}
-    weights = {"brightness": 1.0}
+    def __init__(self) -> None:
+        super().__init__({"brightness": BrightnessScorer()}, stats={"brightness": {"mean": 0.0, "std": 1.0}})
 
     def score(self, images: Any, prompts: Any) -> list[Any]:
         out = []

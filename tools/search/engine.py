@@ -63,7 +63,8 @@ class Candidate(BaseModel):
     run_id: str | None = None
     image: str | None = Field(None, description="PNG path.")
     raw: dict[str, float] = Field(default_factory=dict, description="Verifier -> raw score.")
-    total: float | None = Field(None, description="Aggregate over all candidates (higher is better).")
+    total: float | None = Field(None, description="The verifiers' ranking number (higher is better): the scoring "
+                                "ensemble's total, or the negated mean rank over all candidates.")
     rank: int | None = Field(None, description="1 = best over all candidates.")
 
 
@@ -81,6 +82,7 @@ class SearchProgress(BaseModel):
     round: int
     best_id: int | None
     best_raw: dict[str, float] = Field(default_factory=dict)
+    best_total: float | None = Field(None, description="The best candidate's total, as the verifiers rank it.")
     elapsed_s: float
 
 
@@ -190,7 +192,8 @@ class _State:
         best = self.cands[self.best_id] if self.best_id is not None else None
         await notify(self.on_progress, SearchProgress(
             done=len(self.cands), budget=self.cfg.candidates, round=rnd, best_id=self.best_id,
-            best_raw=dict(best.raw) if best else {}, elapsed_s=time.monotonic() - self.t0))
+            best_raw=dict(best.raw) if best else {}, best_total=best.total if best else None,
+            elapsed_s=time.monotonic() - self.t0))
 
     def result(self, mode: Mode, rounds: list[RoundInfo]) -> SearchResult:
         self.rank()

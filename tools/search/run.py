@@ -6,7 +6,7 @@ import logging
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ...flow_library.model import Flow, latent_channels
 from ...flow_library.render import render
@@ -19,10 +19,15 @@ from .noise import NoiseSpec
 from .report import write_outputs
 from .verify import VerifierSet
 
+if TYPE_CHECKING:
+    from ..comfy.pool import EndpointPool
+    from ..settings import Settings
+    from ..store import RunRecord, RunStore
+
 log = logging.getLogger(__name__)
 
 
-def resolve_config(config: SearchConfig, flow: Flow, settings: Any = None) -> SearchConfig:
+def resolve_config(config: SearchConfig, flow: Flow, settings: Settings | None = None) -> SearchConfig:
     """Fill in size (the flow's) and batch (a default for the family and size)."""
     upd: dict[str, Any] = {}
     fields = config.model_fields_set
@@ -65,7 +70,7 @@ def check_flow(flow: Flow, config: SearchConfig) -> Mode:
     return mode
 
 
-async def check_pack(pool: Any, flow: Flow) -> None:
+async def check_pack(pool: EndpointPool, flow: Flow) -> None:
     """The comfygen_noise node must be installed on the server for pack-mode zero-order search."""
     info = await pool.object_info()
     if NODE not in info:
@@ -75,11 +80,15 @@ async def check_pack(pool: Any, flow: Flow) -> None:
                  "and restart ComfyUI; or use --algorithm random, which needs core nodes only")
 
 
-async def run_search(flow: Flow, prompt: str, config: SearchConfig, *, verifiers: VerifierSet, pool: Any,
-                     store: Any, settings: Any, negative: str | None = None, steps: int | None = None,
+async def run_search(flow: Flow, prompt: str, config: SearchConfig, *, verifiers: VerifierSet, pool: EndpointPool,
+                     store: RunStore, settings: Settings, negative: str | None = None, steps: int | None = None,
                      out_dir: Path | str | None = None, on_progress: Callable[[SearchProgress], Any] | None = None,
                      on_event: Any = None) -> SearchResult:
-    """Run a random or zero-order search for ``prompt`` on ``flow``; write the contact sheet and summary."""
+    """Run a random or zero-order search for ``prompt`` on ``flow``; write the contact sheet and summary.
+
+    The engine-level entry: callers pass the verifiers (a view of a scoring ensemble), pool and store.
+    The application runs searches through ``comfygen.tools.app.noise_search.search_flow``, which takes
+    all three from the service."""
     cfg = resolve_config(config, flow, settings)
     combine = check_flow(flow, cfg)
     if combine == "pack":
@@ -112,9 +121,9 @@ def _record_scores(store: Any, result: SearchResult, search_id: str) -> None:
             log.exception("could not record scores of run %s", run_id)
 
 
-async def regenerate(flow: Flow, prompt: str, noise: NoiseSpec, *, mode: Mode, pool: Any, store: Any,
-                     settings: Any, negative: str | None = None, steps: int | None = None,
-                     width: int | None = None, height: int | None = None) -> Any:
+async def regenerate(flow: Flow, prompt: str, noise: NoiseSpec, *, mode: Mode, pool: EndpointPool, store: RunStore,
+                     settings: Settings, negative: str | None = None, steps: int | None = None,
+                     width: int | None = None, height: int | None = None) -> RunRecord:
     """Generate one candidate again, alone (e.g. with more steps). Returns the run record.
 
     At the search's size the candidate starts from exactly the same noise. At another size the same

@@ -1,14 +1,16 @@
-"""Verifiers for noise search: score candidate images in batches, aggregate several scorers.
+"""The verifiers of a noise search: a view of the scoring ensemble, scored in batches.
 
-A verifier is any object with ``name`` and ``score(images, prompts) -> tensor/sequence [N]`` (the
-``Scorer`` interface of ``comfygen.tools.scoring``). Aggregation over a set of candidates:
+A :class:`VerifierSet` holds an :class:`~comfygen.tools.scoring.ensemble.Ensemble` and adds only what a
+search needs on top of it: scoring candidate images in batches (one batch at a time, from a worker thread)
+and one number per candidate to rank by. It has no combination rule of its own: the scorers, their weights,
+the weight normalisation and the reference statistics are the ensemble's, so a candidate's total is the
+``total`` that ``Ensemble.score`` (and ``generate``, and the run store) gives the same image. Two rankings,
+both read off the ensemble's :class:`~comfygen.tools.scoring.ensemble.ScoreResult`:
 
-* ``ensemble``: standardized weighted sum, as ``comfygen.tools.scoring.Ensemble`` combines: each scorer's
-  raw score is z-scored with its reference statistics (shipped priors or the user's calibration) when
-  given, else over the candidate set, then combined with the weights (the ensemble's defaults for known
-  scorers, 1 otherwise), so scorers on different scales weigh what they are given.
-* ``mean_rank``: the seed extension's method: rank candidates per scorer (1 = best, ties by order),
-  average the ranks; returned negated so that higher is better everywhere.
+* ``ensemble`` (default): ``total``, the weighted mean of the reference z-scores; a candidate's total does
+  not depend on the other candidates.
+* ``mean_rank``: the seed extension's rank aggregation within the scored set (``mean_rank``, 1 = best by
+  every scorer), negated so that higher is better everywhere.
 """
 
 from __future__ import annotations
@@ -16,123 +18,66 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Literal
 
 from PIL import Image
 
 from ..errors import ScoringError
 
+if TYPE_CHECKING:
+    from ..scoring.ensemble import Ensemble, ScoreResult
+
 Aggregation = Literal["ensemble", "mean_rank"]
-
-
-class Verifier(Protocol):
-    name: str
-
-    def score(self, images: Sequence[Image.Image], prompts: Sequence[str]) -> Any: ...
-
-
-def aggregate(raw: Mapping[str, Sequence[float]], method: Aggregation = "ensemble",
-              weights: Mapping[str, float] | None = None,
-              stats: Mapping[str, tuple[float, float]] | None = None) -> list[float]:
-    """One total per candidate (higher is better) from per-scorer raw scores over the same candidates.
-
-    ``stats``: scorer -> (mean, std) reference statistics; scorers without them are standardized over
-    the candidates."""
-    names = list(raw)
-    if not names:
-        raise ScoringError("no verifier scores to aggregate", hint="pass at least one verifier")
-    n = len(raw[names[0]])
-    if any(len(raw[k]) != n for k in names):
-        raise ScoringError("verifiers scored different numbers of candidates")
-    if n == 0:
-        return []
-    if method == "mean_rank":
-        ranks = [0.0] * n
-        for k in names:
-            order = sorted(range(n), key=lambda i: (-_finite(raw[k][i]), i))
-            for r, i in enumerate(order, start=1):
-                ranks[i] += r / len(names)
-        return [-r for r in ranks]
-    if method != "ensemble":
-        raise ScoringError(f"unknown aggregation {method!r}", hint="use 'ensemble' or 'mean_rank'")
-    w = {k: float((weights or {}).get(k, 1.0)) for k in names}
-    wsum = sum(abs(v) for v in w.values()) or 1.0
-    totals = [0.0] * n
-    for k in names:
-        vals = [_finite(v) for v in raw[k]]
-        if stats and k in stats:
-            mean, std = stats[k]
-        else:
-            mean = sum(vals) / n
-            std = math.sqrt(sum((v - mean) ** 2 for v in vals) / n)
-        for i, v in enumerate(vals):
-            totals[i] += w[k] / wsum * ((v - mean) / std if std > 1e-12 else 0.0)
-    return totals
-
-
-def _finite(v: float) -> float:
-    return float(v) if math.isfinite(float(v)) else -1e30
+AGGREGATIONS: tuple[Aggregation, ...] = ("ensemble", "mean_rank")
 
 
 class VerifierSet:
-    """The chosen verifiers, scored one batch at a time (thread-safe: one batch scores at a time)."""
+    """The ensemble's scorers as a search's verifiers (thread-safe: one batch scores at a time).
 
-    def __init__(self, verifiers: Sequence[Verifier], *, method: Aggregation = "ensemble",
-                 weights: Mapping[str, float] | None = None, batch_size: int | None = None,
-                 stats: Mapping[str, tuple[float, float]] | None = None):
-        if not verifiers:
-            raise ScoringError("noise search needs at least one verifier", hint="pass --verifiers, e.g. clipscore")
-        self.verifiers = list(verifiers)
+    ``batch_size`` splits each scoring call further (the benchmark's batch-1 baseline); by default every
+    candidate of a ComfyUI prompt is scored in one call per scorer."""
+
+    def __init__(self, ensemble: Ensemble, *, method: Aggregation = "ensemble", batch_size: int | None = None):
+        if method not in AGGREGATIONS:
+            raise ScoringError(f"unknown aggregation {method!r}", hint="use 'ensemble' or 'mean_rank'")
+        self.ensemble = ensemble
         self.method: Aggregation = method
-        self.weights = dict(weights or {})
-        self.stats = dict(stats or {})
         self.batch_size = batch_size
         self._lock = threading.Lock()
 
     @property
     def names(self) -> list[str]:
-        return [v.name for v in self.verifiers]
+        return self.ensemble.names
+
+    @property
+    def weights(self) -> dict[str, float]:
+        return dict(self.ensemble.weights)
 
     def score(self, images: Sequence[Image.Image], prompt: str) -> list[dict[str, float]]:
-        """Raw scores per image: ``[{verifier: score}]`` (batched; ``batch_size`` splits it further)."""
+        """Raw scores per image, ``[{scorer: score}]``, from the ensemble's scorers."""
         out: list[dict[str, float]] = [{} for _ in images]
         step = self.batch_size or max(1, len(images))
         with self._lock:
-            for v in self.verifiers:
-                for start in range(0, len(images), step):
-                    chunk = list(images[start:start + step])
-                    vals = v.score(chunk, [prompt] * len(chunk))
-                    vals = vals.tolist() if hasattr(vals, "tolist") else list(vals)
-                    if len(vals) != len(chunk):
-                        raise ScoringError(f"verifier {v.name} returned {len(vals)} scores for {len(chunk)} images")
-                    for j, s in enumerate(vals):
-                        out[start + j][v.name] = float(s)
+            for start in range(0, len(images), step):
+                chunk = list(images[start:start + step])
+                for name, vals in self.ensemble.score_raw(chunk, [prompt] * len(chunk)).items():
+                    values = vals.tolist() if hasattr(vals, "tolist") else list(vals)
+                    if len(values) != len(chunk):
+                        raise ScoringError(f"verifier {name} returned {len(values)} scores for {len(chunk)} images")
+                    for j, s in enumerate(values):
+                        out[start + j][name] = float(s)
         return out
 
+    def results(self, raws: Sequence[Mapping[str, float]]) -> list[ScoreResult]:
+        """The ensemble's score of each candidate from its raw scores (``Ensemble.combine``)."""
+        if not raws:
+            return []
+        return self.ensemble.combine({n: [r[n] for r in raws] for n in self.names})
+
     def totals(self, raws: Sequence[Mapping[str, float]]) -> list[float]:
-        return aggregate({k: [r[k] for r in raws] for k in self.names}, self.method, self.weights, self.stats)
-
-    @classmethod
-    def for_scorers(cls, verifiers: Sequence[Verifier], settings: Any = None, *, method: Aggregation = "ensemble",
-                    weights: Mapping[str, float] | None = None, batch_size: int | None = None) -> "VerifierSet":
-        """With the scoring ensemble's default weights and reference statistics (shipped or calibrated)."""
-        from ..scoring.ensemble import DEFAULT_WEIGHTS, load_reference_stats
-
-        ref = load_reference_stats(settings)
-        names = [v.name for v in verifiers]
-        w = {n: DEFAULT_WEIGHTS.get(n, 1.0) for n in names} | dict(weights or {})
-        stats = {n: (ref.scorers[n].mean, ref.scorers[n].std) for n in names if n in ref.scorers}
-        return cls(verifiers, method=method, weights=w, batch_size=batch_size, stats=stats)
-
-
-def build_verifiers(names: Sequence[str], settings: Any = None, *, tiny: bool = False) -> list[Verifier]:
-    """Scorers by registry name (``comfygen.tools.scoring``), loaded once."""
-    from ..scoring.registry import build_scorer
-
-    out = []
-    for name in names:
-        scorer = build_scorer(name, settings, tiny=tiny)
-        if hasattr(scorer, "load"):
-            scorer.load()
-        out.append(scorer)
-    return out
+        """One number per candidate to rank by, higher is better; a candidate whose total is not a finite
+        number (a scorer returned NaN or inf) ranks last."""
+        results = self.results(raws)
+        if self.method == "mean_rank":
+            return [-float(r.mean_rank) if r.mean_rank is not None else -math.inf for r in results]
+        return [r.total if math.isfinite(r.total) else -math.inf for r in results]
