@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from ...tools.app.requests import parse_size
 from ...tools.errors import ConfigError, GuardError
 from ...tools.settings import Settings, get_settings
 
@@ -19,15 +19,6 @@ if TYPE_CHECKING:
     from ...tools.scoring.ensemble import Ensemble
 
 console = Console(stderr=True)
-
-
-def _size(size: str | None) -> tuple[int | None, int | None]:
-    if not size:
-        return None, None
-    m = re.fullmatch(r"\s*(\d+)\s*[xX×]\s*(\d+)\s*", size)
-    if not m:
-        raise GuardError(f"--size {size!r} is not WIDTHxHEIGHT", hint="e.g. --size 512x512")
-    return int(m.group(1)), int(m.group(2))
 
 
 def _names(values: list[str] | None) -> list[str]:
@@ -97,7 +88,7 @@ def search_cmd(
         raise ConfigError("no ComfyUI server configured",
                           hint="pass --endpoint http://127.0.0.1:8188 or set COMFYGEN_COMFYUI_URLS")
     settings = settings.model_copy(update={"comfyui_urls": urls})
-    width, height = _size(size)
+    width, height = parse_size(size, what="--size")
     cfg_args: dict[str, Any] = dict(algorithm=algorithm, candidates=candidates, rounds=rounds, neighbours=neighbours,
                                     lam=lam, batch=batch, seed=seed, top_k=top_k, wall_time_s=wall_time,
                                     patience=patience, noise_nodes=noise_nodes)
@@ -171,7 +162,7 @@ def check_noise_cmd(
 
     settings = get_settings()
     flow = FlowLibrary.default(settings.user_flows_dir).get(flow_id)
-    width, height = _size(size)
+    width, height = parse_size(size, what="--size")
     assert width and height
     shape = latent_shape(width, height)
     pivot = NoiseSpec.seeded(101, 0)
