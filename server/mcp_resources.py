@@ -70,7 +70,7 @@ def _record(cg: ComfyGen, run_id: str):
 
 
 def _best_output(record):
-    index = (record.score_breakdown or {}).get("best")
+    index = record.scoring.best if record.scoring is not None else None
     outputs = record.outputs
     return outputs[index] if isinstance(index, int) and 0 <= index < len(outputs) else outputs[0]
 

@@ -32,10 +32,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from .errors import StoreError
+from .run_scores import RunScores, legacy_row_scores, migrate_schema1
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: score_breakdown holds a typed RunScores (1: one untyped shape per scoring path)
 RunStatus = Literal["queued", "running", "succeeded", "failed", "interrupted", "cancelled"]
 ACTIVE = ("queued", "running")
 FINAL = ("succeeded", "failed", "interrupted", "cancelled")
@@ -139,7 +140,7 @@ class RunRecord(BaseModel):
     outputs: list[OutputFile] = Field(default_factory=list)
     scores: dict[str, float] = Field(default_factory=dict)
     score_total: float | None = None
-    score_breakdown: dict[str, Any] | None = None
+    scoring: RunScores | None = Field(None, description="How the run was scored, per image (None: never scored).")
     error: RunError | None = None
 
     @property
@@ -238,11 +239,12 @@ class RunStore:
                 for stmt in filter(str.strip, _SCHEMA.split(";")):
                     self._db.execute(stmt)
                 row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-                if row is None:
-                    self._db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-                elif int(row[0]) > SCHEMA_VERSION:
+                if row is not None and int(row[0]) > SCHEMA_VERSION:
                     raise StoreError(f"run store {self.path} has schema version {row[0]}, newer than this "
                                      f"comfygen understands ({SCHEMA_VERSION})", hint="upgrade comfygen")
+                if row is None or int(row[0]) < 2:
+                    migrate_schema1(self._db)
+                self._db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         except sqlite3.Error as e:
             raise _store_error(e, self.path, "opening") from e
         except OSError as e:
@@ -422,14 +424,14 @@ class RunStore:
                 except OSError as e:
                     log.debug("could not remove %s: %s", png, e)
 
-    def set_scores(self, run_id: str, scores: dict[str, float], total: float | None,
-                   breakdown: dict[str, Any] | None = None) -> None:
-        """Store scorer outputs (``scores``: scorer -> raw score; ``breakdown``: anything finer, e.g. per image)."""
+    def set_scores(self, run_id: str, scores: RunScores) -> None:
+        """The one writer of a run's scores: the typed record, and the ``scores`` / ``score_total`` columns
+        (the run's per-scorer raw scores and total, which listing and reuse filter on) derived from it."""
+        total = scores.total
         n = self._write("recording scores", """
             UPDATE runs SET updated=?, scores=?, score_total=?, score_breakdown=? WHERE id=?""",
-                        (time.time(), json.dumps({k: float(v) for k, v in scores.items()}),
-                         None if total is None else float(total),
-                         None if breakdown is None else json.dumps(breakdown, default=str), run_id))
+                        (time.time(), json.dumps(scores.per_scorer()), None if total is None else float(total),
+                         scores.model_dump_json(exclude_defaults=True), run_id))
         if n == 0:
             raise StoreError(f"unknown run {run_id!r}", hint="list runs with `comfygen runs list`")
 
@@ -561,9 +563,16 @@ def _record(row: dict[str, Any]) -> RunRecord:
         timings=RunTimings.model_validate_json(row["timings"]),
         outputs=[OutputFile.model_validate(o) for o in json.loads(row["outputs"])],
         scores=json.loads(row["scores"]), score_total=row["score_total"],
-        score_breakdown=None if row["score_breakdown"] is None else json.loads(row["score_breakdown"]),
+        scoring=_scoring(row),
         error=None if row["error"] is None else RunError.model_validate_json(row["error"]),
     )
+
+
+def _scoring(row: dict[str, Any]) -> RunScores | None:
+    try:
+        return None if row["score_breakdown"] is None else RunScores.model_validate_json(row["score_breakdown"])
+    except ValueError:  # a schema-1 shape that the migration did not see (e.g. a row copied in from an old file)
+        return legacy_row_scores(row)
 
 
 def _jsonable(value: Any) -> dict[str, Any] | None:

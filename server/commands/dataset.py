@@ -138,9 +138,8 @@ def calibrate(
     tiny_scorers: bool = typer.Option(False, help="Random-weight tiny scorers (smoke runs only)."),
 ) -> None:
     """Small build (K prompts per category x your flows), then merge the results into your score table."""
-    from ...flow_library.score_table import ScoreTable
     from ...tools.dataset.builder import plan_items
-    from ...tools.dataset.table import table_from_triplets
+    from ...tools.dataset.table import add_calibration
 
     settings = get_settings()
     ps = _read_prompts(prompts)
@@ -155,13 +154,8 @@ def calibrate(
     items = plan_items(chosen, [f.strip() for f in flows.split(",") if f.strip()])
     out = out or settings.home / "calibration"
     triplets = _run_build(items, out, tiny_scorers, None, None)
-    rows = [t.model_dump() for t in triplets]
-    cat_of = {r["prompt"]: r["categories"] for r in rows}
-    new = table_from_triplets(rows, lambda texts: [cat_of[t] for t in texts],
-                              metric="ensemble score of local runs (comfygen scorers)", source_of=lambda r: "calibration")
     path = settings.score_table_path
-    table = ScoreTable.load(path).merge(new) if path.is_file() else new
-    table.save(path)
+    add_calibration(triplets, path)
     console.print(f"{len(triplets)} scored runs over {len(per_cat)} categories merged into {path}")
 
 

@@ -136,14 +136,11 @@ def register(app: typer.Typer) -> None:
 
         settings = get_settings()
         if from_store:
+            from ...tools.scoring.runs import stored_raw_scores
             from ...tools.store import RunStore
 
-            raw: dict[str, list[float]] = {}
             with RunStore.from_settings(settings) as store:
-                for rec in store.list(scored=True, limit=None):
-                    for img in (rec.score_breakdown or {}).get("images", []):
-                        for n, v in img.get("raw", {}).items():
-                            raw.setdefault(n, []).append(float(v))
+                raw = stored_raw_scores(store)
             result = calibrate_stats([], raw=raw, settings=settings, source="calibrated on scored runs of the run store")
         else:
             if not images or not prompt:

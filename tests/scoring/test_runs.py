@@ -35,12 +35,16 @@ def test_score_run_writes_scores_total_and_breakdown(tmp_path, ensemble):
     assert set(got.scores) == {"hpsv21", "clipscore", "aesthetic"}
     assert got.scores["hpsv21"] == pytest.approx(sum(r.raw["hpsv21"] for r in results) / 3)
     assert got.score_total == pytest.approx(sum(r.total for r in results) / 3)
-    bd = got.score_breakdown
-    assert [im["index"] for im in bd["images"]] == [0, 1, 2]
-    assert bd["images"][1]["raw"] == pytest.approx(results[1].raw)
-    assert bd["weights"]["hpsv21"] == 1.0 and "source" in bd["stats"]["hpsv21"]
+    scoring = got.scoring
+    assert scoring.scored_by == "score" and scoring.aggregate == "mean" and scoring.method == "ensemble"
+    assert [im.index for im in scoring.images] == [0, 1, 2]
+    assert [im.path for im in scoring.images] == [o.path for o in rec.outputs]
+    assert scoring.images[1].raw == pytest.approx(results[1].raw)
+    assert scoring.images[1].z == pytest.approx(results[1].z)
+    assert scoring.best == max(range(3), key=lambda i: results[i].total)
+    assert scoring.weights["hpsv21"] == 1.0 and scoring.stats["hpsv21"].source
     # the stored raw scores re-standardize to the same totals
-    again = ensemble.combine({n: [im["raw"][n] for im in bd["images"]] for n in got.scores})
+    again = ensemble.combine({n: [im.raw[n] for im in scoring.images] for n in got.scores})
     assert [r.total for r in again] == pytest.approx([r.total for r in results])
 
 

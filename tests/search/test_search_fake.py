@@ -74,7 +74,9 @@ async def test_random_search_finds_the_known_optimum_in_batches(tmp_path):
     # outputs: contact sheet + summary, scores in the store
     assert res.contact_sheet and res.summary_path
     rec = store.get(res.best.run_id)
-    assert rec.score_total is not None and rec.score_breakdown["noise_search"]
+    assert rec.score_total is not None and rec.scoring.scored_by == "noise_search" and rec.scoring.search_id
+    assert rec.scoring.method == "ensemble" and rec.scoring.total == res.best.total
+    assert rec.scoring.image(rec.scoring.best).candidate == res.best.id
     assert rec.params["noise_search"]["mode"] == "seeded"
 
 

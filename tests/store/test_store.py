@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from comfygen.tools.errors import StoreError
+from comfygen.tools.run_scores import ImageScore, RunScores
 from comfygen.tools.store import OutputFile, RunStore, RunTimings
 
 GRAPH = {"1": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}}}
@@ -20,6 +21,10 @@ GRAPH = {"1": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height
 def store(tmp_path):
     with RunStore(tmp_path / "runs.sqlite") as s:
         yield s
+
+
+def _scores(raw, total, **kw):
+    return RunScores(scored_by="score", images=[ImageScore(index=0, total=total, raw=raw, **kw)], best=0)
 
 
 def _create(store, **kw):
@@ -44,12 +49,12 @@ def test_lifecycle(store, tmp_path):
     done = store.finish(rec.id, outputs=[_outfile(tmp_path)], timings=RunTimings(per_node={"3": 1.5}))
     assert done.status == "succeeded" and done.outputs[0].width == 64 and done.timings.per_node == {"3": 1.5}
     assert done.timings.queued == rec.timings.queued and done.timings.finished >= done.timings.queued
-    store.set_scores(rec.id, {"pickscore": 21.5, "clip": 0.3}, 0.7, breakdown={"z": {"clip": 1.0}})
+    store.set_scores(rec.id, _scores({"pickscore": 21.5, "clip": 0.3}, 0.7, z={"clip": 1.0}))
     got = store.get(rec.id[:12])
     assert got.scores == {"pickscore": 21.5, "clip": 0.3} and got.score_total == 0.7
-    assert got.score_breakdown == {"z": {"clip": 1.0}}
+    assert got.scoring.images[0].z == {"clip": 1.0} and got.scoring.best == 0
     with pytest.raises(StoreError):
-        store.set_scores("nope", {}, None)
+        store.set_scores("nope", RunScores.unscored("no scorers", scored_by="generate"))
 
 
 def test_get_unknown_and_ambiguous(store):
@@ -76,7 +81,7 @@ def test_fail_records_error(store):
 def test_list_filters(store, tmp_path):
     ids = [_create(store, flow_id=f"f{i % 2}", prompt=f"prompt {i}").id for i in range(5)]
     store.finish(ids[0], outputs=[_outfile(tmp_path)])
-    store.set_scores(ids[0], {"a": 1.0}, 1.0)
+    store.set_scores(ids[0], _scores({"a": 1.0}, 1.0))
     assert [r.id for r in store.list()] == ids[::-1]
     assert len(store.list(flow_id="f0")) == 3
     assert [r.id for r in store.list(status="succeeded")] == [ids[0]]
@@ -134,6 +139,7 @@ def test_recover_orphans(store):
 
 _WRITER = r"""
 import sys
+from comfygen.tools.run_scores import ImageScore, RunScores
 from comfygen.tools.store import RunStore, OutputFile
 path, n, tag = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 s = RunStore(path, busy_timeout_s=30)
@@ -141,7 +147,7 @@ for i in range(n):
     r = s.create(prompt=f"{tag} {i}", flow_id=tag, graph={"1": {"class_type": "X", "inputs": {"i": i}}}, seed=i)
     s.mark_running(r.id, endpoint="http://e")
     s.finish(r.id, outputs=[OutputFile(path="/nonexistent", sha256="0", size=1, width=1, height=1)])
-    s.set_scores(r.id, {"a": float(i)}, float(i))
+    s.set_scores(r.id, RunScores(scored_by="score", images=[ImageScore(index=0, total=i, raw={"a": i})], best=0))
 """
 
 

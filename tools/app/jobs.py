@@ -29,6 +29,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ...flow_library.model import Flow
+from ..run_scores import RunScores
+from ..store import RunRecord
 from .models import MAX_SAFE_SEED, CandidateOut, RunOut, ScoresOut
 from .progress import ProgressTracker, ReportFn
 
@@ -112,7 +114,7 @@ class RunJobs:
         job.set_record(record)
         self.by_id[job.run_id] = job  # type: ignore[index]
 
-    async def _finish(self, job: Job, record: Any) -> RunOut:
+    async def _finish(self, job: Job, record: RunRecord) -> RunOut:
         """Score a finished record's images, store the scores, feed the score table, return the result."""
         svc = self.service
         paths = [Path(o.path) for o in record.outputs]
@@ -120,21 +122,20 @@ class RunJobs:
             return record_to_out(record, why_flow=job.why)
         await job.tracker.note("scoring")
         results, skipped = await svc.score_images(paths, job.prompt)
-        totals: list[float | None] = [None] * len(paths)
-        best = 0
-        if not results and skipped:  # keep the reason, so get_run after a restart says it too
+        scores: RunScores | None = None
+        if results:
+            scores = RunScores.from_results(results, [str(p) for p in paths], scored_by="generate")
+            svc.store.set_scores(record.id, scores)
+            svc.observe(record.flow_id, job.prompt, float(scores.total))  # type: ignore[arg-type]
+            record = svc.store.get(record.id)
+        elif skipped:  # keep the reason, so get_run after a restart says it too
+            scores = RunScores.unscored(skipped, scored_by="generate")
             try:
-                svc.store.set_scores(record.id, {}, None, breakdown={"skipped": skipped})
+                svc.store.set_scores(record.id, scores)
             except Exception:  # noqa: BLE001 - the run itself is recorded; the reason is a courtesy
                 logger.warning("could not record why run %s is unscored", record.id, exc_info=True)
-        if results:
-            totals = [float(r.total) for r in results]
-            best = max(range(len(totals)), key=lambda i: totals[i])  # type: ignore[arg-type, return-value]
-            raw = {k: float(v) for k, v in results[best].raw.items()}
-            breakdown = {"best": best, "totals": totals, "raw": [dict(r.raw) for r in results]}
-            svc.store.set_scores(record.id, raw, totals[best], breakdown=breakdown)
-            svc.observe(record.flow_id, job.prompt, float(totals[best]))  # type: ignore[arg-type]
-            record = svc.store.get(record.id)
+        totals = scores.totals(len(paths)) if scores is not None else [None] * len(paths)
+        best = (scores.best if scores is not None else None) or 0
         await job.tracker.note("done", best_score=totals[best])
         return record_to_out(record, why_flow=job.why, totals=totals, best=best, skipped=skipped)
 
@@ -293,22 +294,15 @@ def driven_elsewhere(record: Any, store: Any) -> bool:
             and pid_alive(record.pid))
 
 
-def stored_scores(record: Any) -> dict[str, Any]:
-    """totals/best as recorded by a finished job (``score_breakdown``), for ``record_to_out``."""
-    n = len(record.outputs)
-    breakdown = record.score_breakdown or {}
-    totals = breakdown.get("totals")
-    best = breakdown.get("best", 0)
-    if not (isinstance(totals, list) and len(totals) == n):
-        totals = [None] * n
-        if n and record.score_total is not None:
-            totals[0] = record.score_total
-    skipped = breakdown.get("skipped")
-    return {"totals": totals, "best": best if isinstance(best, int) else 0,
-            "skipped": skipped if isinstance(skipped, str) else None}
+def stored_scores(record: RunRecord) -> dict[str, Any]:
+    """totals/best/skipped as the record's typed scores say, for ``record_to_out``."""
+    scoring = record.scoring
+    if scoring is None:
+        return {"totals": [None] * len(record.outputs), "best": 0, "skipped": None}
+    return {"totals": scoring.totals(len(record.outputs)), "best": scoring.best or 0, "skipped": scoring.skipped}
 
 
-def record_to_out(record: Any, *, why_flow: str | None = None, totals: list[float | None] | None = None,
+def record_to_out(record: RunRecord, *, why_flow: str | None = None, totals: list[float | None] | None = None,
                   best: int = 0, skipped: str | None = None) -> RunOut:
     outputs = list(getattr(record, "outputs", []) or [])
     totals = totals if totals is not None and len(totals) == len(outputs) else [None] * len(outputs)

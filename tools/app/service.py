@@ -523,8 +523,11 @@ class ComfyGen:
         try:
             self.table.observe(flow_id, cats, total, source="own runs")  # the merged view, for this process
             if self._user_table is not None:  # None when a table was injected: nothing to save
+                from ..dataset.table import add_to_score_table, observation
+
                 self._user_table.observe(flow_id, cats, total, source="own runs")
-                self._user_table.save(self.settings.score_table_path)
+                add_to_score_table(self.settings.score_table_path,
+                                   observation(flow_id, cats, total, "own runs", metric=self._user_table.metric))
         except (ComfyGenError, OSError) as e:
             logger.warning("could not update the score table: %s", e)
 

@@ -1,16 +1,25 @@
-"""Score-table cells from triplets (ComfyGen-IC's flow x category table), and online updates from runs."""
+"""Score-table cells from triplets (ComfyGen-IC's flow x category table), and the one writer of the user's table.
+
+Everything that adds cells to ``$COMFYGEN_HOME/score_table.json`` (the service's online updates from scored
+runs, :func:`update_table_from_run`, ``comfygen calibrate``) goes through :func:`add_to_score_table`.
+"""
 
 from __future__ import annotations
 
 import logging
 import math
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from ...flow_library.score_table import ScoreTable
 from ..settings import Settings, get_settings
 
+if TYPE_CHECKING:
+    from .builder import Triplet
+
 logger = logging.getLogger(__name__)
+
+LOCAL_METRIC = "ensemble score of local runs (comfygen scorers)"
 
 Categorize = Callable[[list[str]], list[list[str]]]
 
@@ -38,6 +47,35 @@ def table_from_triplets(rows: Iterable[dict[str, Any]], categorize: Categorize, 
     return table
 
 
+def add_to_score_table(path: Path, new: ScoreTable) -> ScoreTable:
+    """The one writer of a user's score table: pool ``new``'s cells into the table on disk and save it atomically.
+
+    The file is read afresh on every write, so cells that another process (a calibration, a second server) saved
+    meanwhile are kept rather than overwritten by an older copy held in memory. ``new``'s metric and notes name
+    the table when the file does not exist yet. Returns the saved table.
+    """
+    table = ScoreTable.load(path).merge(new) if path.is_file() else new
+    table.save(path)
+    return table
+
+
+def observation(flow_id: str, categories: list[str], score: float, source: str, *, metric: str = LOCAL_METRIC,
+                notes: str = "") -> ScoreTable:
+    """A table holding one measured score of ``flow_id`` in each of ``categories`` (to pass to add_to_score_table)."""
+    table = ScoreTable(metric=metric, notes=notes)
+    table.observe(flow_id, categories, float(score), source)
+    return table
+
+
+def add_calibration(triplets: Iterable[Triplet], path: Path) -> ScoreTable:
+    """Merge a calibration build's scored runs into the user's score table (each under its prompt's categories)."""
+    rows = [t.model_dump() for t in triplets]
+    cat_of = {r["prompt"]: r["categories"] for r in rows}
+    new = table_from_triplets(rows, lambda texts: [cat_of[t] for t in texts], metric=LOCAL_METRIC,
+                              source_of=lambda r: "calibration")
+    return add_to_score_table(path, new)
+
+
 def update_table_from_run(flow_id: str, prompt: str, score: float | None, *, categories: list[str] | None = None,
                           source: str = "local run", settings: Settings | None = None,
                           path: Path | None = None) -> bool:
@@ -53,9 +91,6 @@ def update_table_from_run(flow_id: str, prompt: str, score: float | None, *, cat
         categories = classifier_categorize()([prompt])[0]
     if not categories:
         return False
-    path = path or settings.score_table_path
-    table = ScoreTable.load(path) if path.is_file() else ScoreTable(
-        metric="ensemble score of local runs (comfygen scorers)", notes="updated online by scored runs")
-    table.observe(flow_id, categories, float(score), source)
-    table.save(path)
+    add_to_score_table(path or settings.score_table_path,
+                       observation(flow_id, categories, score, source, notes="updated online by scored runs"))
     return True

@@ -1,9 +1,11 @@
 """Score finished runs of the run store and write the scores back.
 
 A run's stored score is the mean over its images: ``scores`` holds each scorer's mean raw score,
-``score_total`` the mean ensemble total, and ``score_breakdown`` every image's raw/z/total plus the
-weights and the source of the reference statistics, so the numbers can be re-standardized later
-(``Ensemble.combine``). Images of several runs are scored together in batches (:func:`score_runs`).
+``score_total`` the mean ensemble total, and the typed :class:`~comfygen.tools.run_scores.RunScores` every
+image's raw/z/total plus the weights and the reference statistics used, so the numbers can be
+re-standardized later (``Ensemble.combine``). Images of several runs are scored together in batches
+(:func:`score_runs`). :func:`stored_raw_scores` collects the raw scores of every scored run, however it
+was scored, for calibration.
 """
 
 from __future__ import annotations
@@ -11,11 +13,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from PIL import Image
 
 from ..errors import ScoringError
+from ..run_scores import RunScores
+from ..store import RunRecord, RunStore
 from .ensemble import Ensemble, ScoreResult
 
 log = logging.getLogger(__name__)
@@ -35,7 +38,7 @@ def load_images(paths: Sequence[str | Path], *, hint: str = "pass PNG/JPEG/WebP 
     return out
 
 
-def score_runs(store: Any, run_ids: Sequence[str], ensemble: Ensemble, *, stamp_png: bool = False,
+def score_runs(store: RunStore, run_ids: Sequence[str], ensemble: Ensemble, *, stamp_png: bool = False,
                skip_scored: bool = False) -> dict[str, list[ScoreResult]]:
     """Score every image of the given finished runs in one batched ensemble pass per prompt group,
     then ``store.set_scores`` each run. Returns run id -> per-image results.
@@ -77,22 +80,25 @@ def score_runs(store: Any, run_ids: Sequence[str], ensemble: Ensemble, *, stamp_
     return out
 
 
-def _write(store: Any, rec: Any, results: list[ScoreResult], ensemble: Ensemble) -> None:
-    names = list(results[0].raw)
-    scores = {n: sum(r.raw[n] for r in results) / len(results) for n in names}
-    total = sum(r.total for r in results) / len(results)
-    breakdown = {
-        "aggregate": "mean over images",
-        "images": [{"index": getattr(o, "index", i), "path": o.path, **r.model_dump()}
-                   for i, (o, r) in enumerate(zip(rec.outputs, results, strict=True))],
-        "z": {n: sum(r.z[n] for r in results) / len(results) for n in names},
-        "weights": {n: ensemble.weights.get(n, 1.0) for n in names},
-        "stats": {n: ensemble.stats.scorers[n].model_dump() for n in names},
-    }
-    store.set_scores(rec.id, scores, total, breakdown=breakdown)
+def _write(store: RunStore, rec: RunRecord, results: list[ScoreResult], ensemble: Ensemble) -> None:
+    scores = RunScores.from_results(results, [o.path for o in rec.outputs], scored_by="score", aggregate="mean",
+                                    ensemble=ensemble)
+    store.set_scores(rec.id, scores)
 
 
-def score_run(store: Any, run_id: str, ensemble: Ensemble, *, stamp_png: bool = False) -> list[ScoreResult]:
+def score_run(store: RunStore, run_id: str, ensemble: Ensemble, *, stamp_png: bool = False) -> list[ScoreResult]:
     """Score one finished run (all its images) and write the scores into the store. Returns per-image results."""
     rec = store.get(run_id)
     return score_runs(store, [rec.id], ensemble, stamp_png=stamp_png)[rec.id]
+
+
+def stored_raw_scores(store: RunStore) -> dict[str, list[float]]:
+    """Scorer -> the raw score of every stored image, whichever path scored its run (a generate job, this module,
+    a noise search, an evaluation): what ``comfygen scorers calibrate --from-store`` standardizes on."""
+    raw: dict[str, list[float]] = {}
+    for rec in store.list(limit=None, oldest_first=True):
+        if rec.scoring is None:
+            continue
+        for name, values in rec.scoring.raw_values().items():
+            raw.setdefault(name, []).extend(values)
+    return raw

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 from ...flow_library.model import Flow, latent_channels
 from ...flow_library.render import render
 from ..errors import FlowError, StoreError
+from ..run_scores import ImageScore, RunScores
+from ..store import RunStore
 from .engine import Candidate, SearchConfig, SearchProgress, SearchResult, search
 from .generate import ComfyGenerator, Mode, default_batch, rewrite_for
 from .graphs import find_noise_sampler, latent_graph, pack_graph
@@ -105,18 +107,20 @@ async def run_search(flow: Flow, prompt: str, config: SearchConfig, *, verifiers
     return write_outputs(result, out)
 
 
-def _record_scores(store: Any, result: SearchResult, search_id: str) -> None:
+def _record_scores(store: RunStore, result: SearchResult, search_id: str) -> None:
+    """Each run's candidates (its images, in output order) with their verifier scores and search totals."""
     by_run: dict[str, list[Candidate]] = {}
     for c in result.candidates:
         if c.run_id:
             by_run.setdefault(c.run_id, []).append(c)
     for run_id, cands in by_run.items():
-        best = max(cands, key=lambda c: c.total if c.total is not None else float("-inf"))
-        breakdown = {"noise_search": search_id, "aggregation": result.aggregation, "candidates": [
-            {"candidate": c.id, "rank": c.rank, "raw": c.raw, "total": c.total, "noise": c.noise.model_dump(mode="json")}
-            for c in cands]}
+        images = [ImageScore(index=i, path=c.image, total=c.total, raw=c.raw, candidate=c.id, rank=c.rank,
+                             noise=c.noise.model_dump(mode="json")) for i, c in enumerate(cands)]
+        best = max(images, key=lambda im: im.total if im.total is not None else float("-inf"))
+        scores = RunScores(scored_by="noise_search", method=result.aggregation, images=images, best=best.index,
+                           search_id=search_id)
         try:
-            store.set_scores(run_id, best.raw, best.total, breakdown=breakdown)
+            store.set_scores(run_id, scores)
         except StoreError:
             log.exception("could not record scores of run %s", run_id)
 

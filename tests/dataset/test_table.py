@@ -1,0 +1,22 @@
+"""The one writer of the user's score table keeps what other writers saved meanwhile."""
+
+from __future__ import annotations
+
+import pytest
+from comfygen.flow_library.score_table import ScoreTable
+from comfygen.tools.dataset.builder import Triplet
+from comfygen.tools.dataset.table import add_calibration, add_to_score_table, observation
+
+
+def test_writes_pool_into_the_file_as_it_is_now(tmp_path):
+    path = tmp_path / "score_table.json"
+    first = add_to_score_table(path, observation("sd15-base", ["animals"], 0.4, "own runs", metric="m"))
+    assert first.metric == "m" and path.is_file()
+    # another process (a calibration) writes meanwhile; the next online update keeps its cells
+    add_calibration([Triplet(prompt_id="p0", prompt="a car", flow="sdxl-base", score=1.0, seed=0,
+                             categories=["vehicles"], run_id="r0")], path)
+    add_to_score_table(path, observation("sd15-base", ["animals"], 0.8, "own runs"))
+    table = ScoreTable.load(path)
+    assert table.metric == "m"
+    assert table.cell("sd15-base", "animals").n == 2 and table.cell("sd15-base", "animals").mean == pytest.approx(0.6)
+    assert table.cell("sdxl-base", "vehicles").sources == ["calibration"]
