@@ -25,7 +25,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from ..flow_library.library import FlowLibrary
 from ..flow_library.model import Flow
-from ..tools.app.service import rank_flows
+from ..tools.app.ranking import rank_flows
 from ..tools.errors import ConfigError, FlowNotFound
 from .prompts import Prompt
 

@@ -20,7 +20,7 @@ from comfygen.evals.metrics import Sample
 from comfygen.evals.scoring import score_samples
 from comfygen.server.cli import app
 from comfygen.server.commands import register_all
-from comfygen.tools.app.jobs import Job, RunJobs
+from comfygen.tools.app.jobs import Job
 from comfygen.tools.app.progress import ProgressTracker
 from comfygen.tools.images import save_png_atomic
 from comfygen.tools.scoring.ensemble import ReferenceStats, ScoreResult, ScorerStats
@@ -28,7 +28,8 @@ from comfygen.tools.scoring.runs import score_run, stored_raw_scores
 from comfygen.tools.search.engine import Candidate, SearchConfig, SearchResult
 from comfygen.tools.search.noise import NoiseSpec
 from comfygen.tools.search.run import _record_scores
-from comfygen.tools.settings import get_settings
+from comfygen.tools.app.service import ComfyGen
+from comfygen.tools.settings import Settings, get_settings
 from comfygen.tools.store import RunStore
 from PIL import Image
 from typer.testing import CliRunner
@@ -68,9 +69,10 @@ def _by_generate_job(store, tmp_path, values):
     async def score_images(paths, prompt):
         return [_result(v) for v in values], None
 
-    svc = SimpleNamespace(store=store, score_images=score_images, observe=lambda *a: None)
+    cg = ComfyGen(Settings(home=tmp_path, online_table_updates=False), store=store)
+    cg.score_images = score_images  # type: ignore[method-assign]
     job = Job(flow_id=rec.flow_id, why=None, prompt=rec.prompt, tracker=ProgressTracker())
-    out = asyncio.run(RunJobs(svc)._finish(job, rec))  # type: ignore[arg-type]
+    out = asyncio.run(cg._finish(job, rec))
     assert out.scores.total == pytest.approx(max(values) - 21.0)
     return rec.id
 

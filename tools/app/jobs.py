@@ -13,7 +13,9 @@ A job belongs to the service, not to the call or the session that started it:
 - A caller that merely goes away (a closed MCP session, a dropped HTTP stream) leaves the job running.
 - A server that stops with jobs in flight leaves them to ComfyUI (``RunJobs.detach``): their records stay
   "running" and the next ``get_run``, in any later process, resumes them from ComfyUI's history.
-- Noise searches are jobs too (``start_search``), with a ``search-`` id that ``get_run`` waits on.
+- Noise searches are jobs too (``start(kind="search")``), with a ``search-`` id that ``get_run`` waits on.
+
+The runner knows the store and nothing of the service: a job runs the body it is started with.
 """
 
 from __future__ import annotations
@@ -25,17 +27,12 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ...flow_library.model import Flow
-from ..run_scores import RunScores
-from ..store import RunRecord
+from ..errors import StoreError
+from ..store import RunRecord, RunStore
 from .models import MAX_SAFE_SEED, CandidateOut, RunOut, ScoresOut
 from .progress import ProgressTracker, ReportFn
-
-if TYPE_CHECKING:
-    from .service import ComfyGen
 
 logger = logging.getLogger(__name__)
 
@@ -61,31 +58,41 @@ class Job:
         self.created.set()
 
 
+JobBody = Callable[["Job"], Awaitable[Any]]
+Resume = Callable[[RunRecord, "Job"], Awaitable[RunOut]]
+
+
 class RunJobs:
-    def __init__(self, service: "ComfyGen"):
-        self.service = service
+    """The jobs of one service: started, awaited, handed back as "running", picked up again, detached.
+
+    It knows the run store (to look records up) and nothing of its owner: what a job does is the
+    ``body`` it is started with, and how a stored run is finished is the ``resume`` that ``get`` is given.
+    """
+
+    def __init__(self, store: Callable[[], RunStore]):
+        self._store = store
         self.by_id: dict[str, Job] = {}
         self.active: set[Job] = set()
         self.detached: list[Job] = []
 
     # ------------------------------------------------------------------ starting
-    def start(self, flow: Flow, why: str | None, prompt: str, *, pool: Any, tracker: ProgressTracker,
-              **params: Any) -> Job:
-        job = Job(flow_id=flow.id, why=why, prompt=prompt, tracker=tracker)
-        job.task = asyncio.get_running_loop().create_task(self._run(job, flow, pool, params))
+    def start(self, body: JobBody, *, flow_id: str, why: str | None, prompt: str, tracker: ProgressTracker,
+              kind: str = "run") -> Job:
+        """Run ``body(job)`` as a job. A run's id comes with its record (``record_created``); a noise search's
+        ``search-...`` id is known at once, and ``get_run`` waits on it."""
+        job = Job(flow_id=flow_id, why=why, prompt=prompt, tracker=tracker, kind=kind)
+        if kind == "search":
+            job.run_id = f"{SEARCH_PREFIX}{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{secrets.token_hex(4)}"
+            job.created.set()
+            self.by_id[job.run_id] = job
+        job.task = asyncio.get_running_loop().create_task(body(job))
         self._track(job)
         return job
 
-    def start_search(self, coro: Awaitable[Any], *, flow_id: str, why: str | None, prompt: str,
-                     tracker: ProgressTracker) -> Job:
-        """A noise search as a job: its ``search-...`` id is known at once, ``get_run`` waits on it."""
-        job = Job(flow_id=flow_id, why=why, prompt=prompt, tracker=tracker, kind="search")
-        job.run_id = f"{SEARCH_PREFIX}{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{secrets.token_hex(4)}"
-        job.created.set()
-        job.task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
+    def record_created(self, job: Job, record: RunRecord) -> None:
+        """The job's run has a record: its id is what callers get back from now on."""
+        job.set_record(record)
         self.by_id[job.run_id] = job  # type: ignore[index]
-        self._track(job)
-        return job
 
     def _track(self, job: Job) -> None:
         self.active.add(job)
@@ -97,47 +104,6 @@ class RunJobs:
         if job.run_id:
             self.by_id[job.run_id] = job
         job.created.set()
-
-    async def _run(self, job: Job, flow: Flow, pool: Any, params: dict[str, Any]) -> RunOut:
-        from ..pipeline import run_flow
-
-        svc = self.service
-        kwargs: dict[str, Any] = dict(negative=params.get("negative"), seed=params.get("seed"),
-                                      width=params.get("width"), height=params.get("height"),
-                                      batch=params.get("candidates", 1), accelerate=params.get("accelerate", "none"),
-                                      pool=pool, store=svc.store, settings=svc.settings, on_event=job.tracker)
-        record = await run_flow(flow, job.prompt, on_record=lambda rec: self._created(job, rec), **kwargs)
-        self._created(job, record)
-        return await self._finish(job, record)
-
-    def _created(self, job: Job, record: Any) -> None:
-        job.set_record(record)
-        self.by_id[job.run_id] = job  # type: ignore[index]
-
-    async def _finish(self, job: Job, record: RunRecord) -> RunOut:
-        """Score a finished record's images, store the scores, feed the score table, return the result."""
-        svc = self.service
-        paths = [Path(o.path) for o in record.outputs]
-        if record.status != "succeeded" or not paths:
-            return record_to_out(record, why_flow=job.why)
-        await job.tracker.note("scoring")
-        results, skipped = await svc.score_images(paths, job.prompt)
-        scores: RunScores | None = None
-        if results:
-            scores = RunScores.from_results(results, [str(p) for p in paths], scored_by="generate")
-            svc.store.set_scores(record.id, scores)
-            svc.observe(record.flow_id, job.prompt, float(scores.total))  # type: ignore[arg-type]
-            record = svc.store.get(record.id)
-        elif skipped:  # keep the reason, so get_run after a restart says it too
-            scores = RunScores.unscored(skipped, scored_by="generate")
-            try:
-                svc.store.set_scores(record.id, scores)
-            except Exception:  # noqa: BLE001 - the run itself is recorded; the reason is a courtesy
-                logger.warning("could not record why run %s is unscored", record.id, exc_info=True)
-        totals = scores.totals(len(paths)) if scores is not None else [None] * len(paths)
-        best = (scores.best if scores is not None else None) or 0
-        await job.tracker.note("done", best_score=totals[best])
-        return record_to_out(record, why_flow=job.why, totals=totals, best=best, skipped=skipped)
 
     # ------------------------------------------------------------------ waiting
     async def wait(self, job: Job, wait_s: float | None, *, cancel_if: CancelCheck | None = None) -> Any:
@@ -175,7 +141,7 @@ class RunJobs:
         out = RunOut(run_id=job.run_id or "", status="running", prompt=job.prompt, flow_id=job.flow_id)
         if job.kind == "run" and job.run_id:
             try:
-                out = record_to_out(self.service.store.get(job.run_id))
+                out = record_to_out(self._store().get(job.run_id))
             except Exception:  # noqa: BLE001 - the reply must not fail on a store hiccup
                 logger.debug("no record for %s yet", job.run_id, exc_info=True)
         what = "search" if job.kind == "search" else "run"
@@ -186,8 +152,9 @@ class RunJobs:
                          f"run_id={job.run_id!r} to wait for it and get the image"})
 
     async def get(self, run_id: str, *, wait_s: float | None, report: ReportFn | None,
-                  cancel_if: CancelCheck | None = None) -> RunOut:
-        svc = self.service
+                  cancel_if: CancelCheck | None = None, resume: Resume | None = None) -> RunOut:
+        """A run's reply: its job's (waiting up to ``wait_s``), or its stored record's. A run an earlier process
+        left resumable is finished by ``resume`` (None: no ComfyUI to resume it on, the record is returned)."""
         job = self.by_id.get(run_id)
         if job is None:
             if run_id.startswith(SEARCH_PREFIX):
@@ -196,12 +163,12 @@ class RunJobs:
                 raise StoreError(f"unknown noise search {run_id!r}: it ended with the server process that ran it",
                                  hint="its finished candidates are in the run store (`comfygen runs list`); "
                                       "run noise_search again for a full result")
-            record = svc.record(run_id)
-            if record.status in ("queued", "running") and driven_elsewhere(record, svc.store):
-                return await self._watch(record.id, wait_s)
-            if not record.resumable or not svc.has_pool:
+            record = lookup(self._store(), run_id)
+            if record.status in ("queued", "running") and driven_elsewhere(record, self._store()):
+                return await self._watch(record.id, wait_s, resume)
+            if not record.resumable or resume is None:
                 return self._stored(record)
-            job = self._resume(record)
+            job = self._resume(record, resume)
         assert job.task is not None
         if job.task.done():
             return self._result(job)
@@ -220,7 +187,7 @@ class RunJobs:
                 raise Cancelled(f"noise search {job.run_id} was cancelled", hint="run noise_search again")
             return self._as_run(job, job.task.result())  # a failed search raises its error here
         if job.task.cancelled() or job.task.exception() is not None:
-            return self._stored(self.service.record(job.run_id))  # type: ignore[arg-type]
+            return self._stored(lookup(self._store(), job.run_id))  # type: ignore[arg-type]
         return job.task.result()
 
     @staticmethod
@@ -230,16 +197,16 @@ class RunJobs:
             return out
         return out.best.model_copy(update={"note": out.note, "why_flow": out.best.why_flow or job.why})
 
-    async def _watch(self, run_id: str, wait_s: float | None) -> RunOut:
+    async def _watch(self, run_id: str, wait_s: float | None, resume: Resume | None) -> RunOut:
         """A run that another live process drives: follow its record instead of running it a second time."""
         deadline = None if wait_s is None else time.monotonic() + wait_s
         while True:
-            record = self.service.record(run_id)
+            record = lookup(self._store(), run_id)
             if record.status not in ("queued", "running"):
                 return self._stored(record)
-            if not driven_elsewhere(record, self.service.store):  # that process died meanwhile: take it over
+            if not driven_elsewhere(record, self._store()):  # that process died meanwhile: take it over
                 left = None if deadline is None else max(0.0, deadline - time.monotonic())
-                return await self.get(run_id, wait_s=left, report=None)
+                return await self.get(run_id, wait_s=left, report=None, resume=resume)
             if deadline is not None and time.monotonic() >= deadline:
                 return self._stored(record).model_copy(update={
                     "next_step": f"another comfygen process (pid {record.pid}) is running it; call get_run with "
@@ -249,20 +216,11 @@ class RunJobs:
     def _stored(self, record: Any) -> RunOut:
         return record_to_out(record, **stored_scores(record))
 
-    def _resume(self, record: Any) -> Job:
-        """A run an earlier server left running: wait for it on ComfyUI and finish it here."""
-        from ..pipeline import resume_run
-
-        svc = self.service
+    def _resume(self, record: RunRecord, resume: Resume) -> Job:
+        """A run an earlier server left running: a job that ``resume`` finishes here."""
         job = Job(flow_id=record.flow_id, why=None, prompt=record.prompt, tracker=ProgressTracker())
         job.set_record(record)
-
-        async def run() -> RunOut:
-            rec = await resume_run(record.id, pool=svc.pool, store=svc.store, settings=svc.settings,
-                                   on_event=job.tracker)
-            return await self._finish(job, rec)
-
-        job.task = asyncio.get_running_loop().create_task(run())
+        job.task = asyncio.get_running_loop().create_task(resume(record, job))
         self.by_id[record.id] = job
         self._track(job)
         return job
@@ -286,7 +244,15 @@ class RunJobs:
         return self.detached
 
 
-def driven_elsewhere(record: Any, store: Any) -> bool:
+def lookup(store: RunStore, run_id: str) -> RunRecord:
+    """The stored record of ``run_id``; a ``StoreError`` that says what to pass when there is none."""
+    try:
+        return store.get(run_id)
+    except KeyError:
+        raise StoreError(f"unknown run {run_id!r}", hint="pass a run_id that generate returned") from None
+
+
+def driven_elsewhere(record: RunRecord, store: RunStore) -> bool:
     """Whether a live process other than this one drives the run (same host, its pid still exists)."""
     from ..store import pid_alive
 
@@ -331,4 +297,5 @@ def record_to_out(record: RunRecord, *, why_flow: str | None = None, totals: lis
         seconds=seconds, error=error)
 
 
-__all__ = ["DEFAULT_WAIT_S", "SEARCH_PREFIX", "Job", "RunJobs", "driven_elsewhere", "record_to_out", "stored_scores"]
+__all__ = ["DEFAULT_WAIT_S", "SEARCH_PREFIX", "Job", "RunJobs", "driven_elsewhere", "lookup", "record_to_out",
+           "stored_scores"]

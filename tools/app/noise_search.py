@@ -116,7 +116,7 @@ async def noise_search(cg: ComfyGen, prompt: str, *, flow_id: str | None = None,
                               f"z-scores against reference statistics, as generate reports it), per_scorer are raw; "
                               f"contact sheet {result.contact_sheet}")
 
-    job = cg.jobs.start_search(search(), flow_id=flow.id, why=why, prompt=prompt, tracker=tracker)
+    job = cg.jobs.start(lambda _job: search(), flow_id=flow.id, why=why, prompt=prompt, tracker=tracker, kind="search")
     out = await cg.jobs.wait(job, wait_s, cancel_if=cancel_if)
     if isinstance(out, RunOut):  # still searching: hand back the id
         return SearchOut(method=algorithm, flow_id=flow.id, best=out, best_score=tracker.state.best_score,

@@ -34,7 +34,9 @@ from .models import (
     ScoreTableOut, StatusOut, SuggestOut, TableEntry,
 )
 from .progress import ProgressTracker, ReportFn
-from .jobs import RunJobs, record_to_out
+from ..run_scores import RunScores
+from .jobs import Job, RunJobs, lookup, record_to_out
+from .ranking import planner_why, rank_flows, table_why, user_cells
 from .requests import ACCELERATE_MODES, check_prompt
 
 if TYPE_CHECKING:
@@ -74,20 +76,6 @@ def tiny_scorer_factory(settings: Settings) -> Ensemble:
     return Ensemble.from_settings(settings, tiny=True).load()
 
 
-def rank_flows(planner: Planner, prompt: str, library: FlowLibrary, *, k: int, allowed: set[str],
-               target_score: float | None = None, user: dict[str, tuple[float, float, int]] | None = None) -> list[Any]:
-    """A planner's best ``k`` flows of ``allowed`` for a prompt, best first (each with ``flow_id`` and ``score``).
-
-    The bundled planner ranks the whole library, every flow with its provenance (and the user's own
-    measurements); a planner that knows only its own flows (an older or experimental one) ranks those.
-    The service's suggestions and the eval harness's ComfyGen-FT strategy both choose through here.
-    """
-    if hasattr(planner, "rank_prompt"):
-        return list(planner.rank_prompt(prompt, library, k=k, allowed=allowed, target_score=target_score, user=user))
-    preds = planner.predict(prompt, k=k, target_score=target_score, allowed=allowed)
-    return [p for p in preds if p.flow_id in allowed]
-
-
 class ComfyGen:
     """The comfygen service. ``async with ComfyGen(settings) as cg:`` opens the store and the ComfyUI pool."""
 
@@ -111,7 +99,7 @@ class ComfyGen:
         self._installed: dict[str, list[str]] | None = None
         self._user_table: ScoreTable | None = None
         self._categories: dict[tuple[str, float], list[DetectedCategory]] = {}
-        self.jobs = RunJobs(self)
+        self.jobs = RunJobs(lambda: self.store)
 
     # ---------------------------------------------------------------- lifecycle
     async def __aenter__(self) -> "ComfyGen":
@@ -269,19 +257,7 @@ class ComfyGen:
         return list(cats)
 
     def why(self, flow: Flow, cats: list[DetectedCategory], source: str = "planner") -> str:
-        best: tuple[float, str, Any] | None = None
-        for cat in cats:
-            cell = self.table.cell(flow.id, cat.id)
-            if cell is not None and (best is None or cell.mean > best[0]):
-                best = (cell.mean, cat.id, cell)
-        family = f"{flow.family} flow"
-        if best is not None:
-            mean, cat, cell = best
-            src = ", ".join(cell.sources[:2]) or "own runs"
-            return f"{family}; scores {mean:.3f} on '{cat}' prompts (n={cell.n}, {src})"
-        tags = ", ".join(flow.tags[:3])
-        by = {"planner": "; ranked by the planner for this prompt", "score table": "; ranked by its table scores"}
-        return f"{family}{'; ' + tags if tags else ''}{by.get(source, '')}"
+        return table_why(self.table, flow, cats, source)
 
     def suggest(self, prompt: str, k: int = 5, target_score: float | None = None) -> SuggestOut:
         prompt = check_prompt(prompt)
@@ -334,42 +310,12 @@ class ComfyGen:
             norm = None if p.provenance == "none" else round(planner.normalized(p.score), 4)
             out.append(FlowSuggestion(flow_id=flow.id, name=flow.name, family=str(flow.family), predicted_score=norm,
                                       score_source="planner", provenance=p.provenance,
-                                      why=self._planner_why(flow, p, cats, planner), runnable=self.runnable(flow)))
+                                      why=planner_why(flow, p, cats, planner), runnable=self.runnable(flow)))
         return out
-
-    def _planner_why(self, flow: Flow, p: Any, cats: list[DetectedCategory], planner: Any) -> str:
-        kind = f"'{cats[0].id}' prompt" if cats else "prompt"
-        if p.provenance == "none":
-            return f"{flow.family} flow; {p.note}: no human ratings say how good it is, so it is ranked last"
-        rated = (p.anchor or "").split(", ")
-        from ..planner.sources import scale_title
-
-        srcs = sorted({scale_title(s).split(",")[0] for f in rated for s in planner.config.flow_sources.get(f, [])})
-        by = f"human ratings: {', '.join(srcs)}" if srcs else "from the planner's training data"
-        what = {"rated": "rated model", "inherited": "inherited", "family prior": "family prior",
-                "measured": "measured"}[p.provenance]
-        zero = " (0 = SDXL base)" if "rated-sdxl-base" in planner.config.quality else ""
-        note = "" if p.provenance == "rated" else f"; {p.note}"
-        return (f"{flow.family} flow, {what}: predicted {p.score:+.2f} ± {p.sd:.2f} on the joint quality "
-                f"scale{zero} for this {kind}; {by}{note}")
 
     def _user_cells(self, cats: list[str]) -> dict[str, tuple[float, float, int]]:
-        """The user's own measurements (calibration, scored runs) in the prompt's categories: flow -> (mean,
-        sd, n), pooled over the categories."""
         _ = self.table  # loads the user's table
-        user = self._user_table
-        if user is None or not cats:
-            return {}
-        out: dict[str, tuple[float, float, int]] = {}
-        for fid in user.flows():
-            cells = [c for c in (user.cell(fid, cat) for cat in cats) if c is not None and c.n > 0]
-            if not cells:
-                continue
-            pooled = cells[0]
-            for c in cells[1:]:
-                pooled = pooled.combined(c)
-            out[fid] = (pooled.mean, pooled.std, pooled.n)
-        return out
+        return user_cells(self._user_table, cats)
 
     def _table_rank(self, cats: list[str]) -> list[tuple[str, float | None]]:
         ranked: list[tuple[str, float | None]] = [(r.flow_id, r.score)
@@ -555,8 +501,10 @@ class ComfyGen:
             await self.refresh_installed()  # so the pick prefers flows that can run here
         flow, why = self.pick_flow(prompt, flow_id)
         tracker = ProgressTracker(report, class_types={n: d.get("class_type", "") for n, d in flow.graph.items()})
-        job = self.jobs.start(flow, why, prompt, pool=pool, tracker=tracker, negative=negative, seed=seed,
-                              width=width, height=height, accelerate=accelerate, candidates=candidates)
+        params: dict[str, Any] = dict(negative=negative, seed=seed, width=width, height=height, batch=candidates,
+                                      accelerate=accelerate)
+        job = self.jobs.start(lambda job: self._run(job, flow, pool, params), flow_id=flow.id, why=why,
+                              prompt=prompt, tracker=tracker)
         try:
             return await self.jobs.wait(job, wait_s, cancel_if=cancel_if)
         except ComfyUIError as e:
@@ -568,13 +516,53 @@ class ComfyGen:
                       cancel_if: Callable[[], bool] | None = None) -> RunOut:
         if not isinstance(run_id, str) or not run_id.strip():
             raise StoreError("run_id is empty", hint="pass the run_id that generate returned")
-        return await self.jobs.get(run_id.strip(), wait_s=wait_s, report=report, cancel_if=cancel_if)
+        return await self.jobs.get(run_id.strip(), wait_s=wait_s, report=report, cancel_if=cancel_if,
+                                   resume=self._resume if self.has_pool else None)
+
+    async def _run(self, job: Job, flow: Flow, pool: EndpointPool, params: dict[str, Any]) -> RunOut:
+        """A generate job's body: run the flow on ComfyUI (the record exists from submission on), then finish it."""
+        from ..pipeline import run_flow
+
+        record = await run_flow(flow, job.prompt, pool=pool, store=self.store, settings=self.settings,
+                                on_event=job.tracker, on_record=lambda rec: self.jobs.record_created(job, rec),
+                                **params)
+        self.jobs.record_created(job, record)
+        return await self._finish(job, record)
+
+    async def _resume(self, record: RunRecord, job: Job) -> RunOut:
+        """A run an earlier process left running: wait for it on ComfyUI, then finish it here."""
+        from ..pipeline import resume_run
+
+        rec = await resume_run(record.id, pool=self.pool, store=self.store, settings=self.settings,
+                               on_event=job.tracker)
+        return await self._finish(job, rec)
+
+    async def _finish(self, job: Job, record: RunRecord) -> RunOut:
+        """Score a finished record's images, store the scores, feed the score table, return the result."""
+        paths = [Path(o.path) for o in record.outputs]
+        if record.status != "succeeded" or not paths:
+            return record_to_out(record, why_flow=job.why)
+        await job.tracker.note("scoring")
+        results, skipped = await self.score_images(paths, job.prompt)
+        scores: RunScores | None = None
+        if results:
+            scores = RunScores.from_results(results, [str(p) for p in paths], scored_by="generate")
+            self.store.set_scores(record.id, scores)
+            self.observe(record.flow_id, job.prompt, float(scores.total))  # type: ignore[arg-type]
+            record = self.store.get(record.id)
+        elif skipped:  # keep the reason, so get_run after a restart says it too
+            scores = RunScores.unscored(skipped, scored_by="generate")
+            try:
+                self.store.set_scores(record.id, scores)
+            except Exception:  # noqa: BLE001 - the run itself is recorded; the reason is a courtesy
+                logger.warning("could not record why run %s is unscored", record.id, exc_info=True)
+        totals = scores.totals(len(paths)) if scores is not None else [None] * len(paths)
+        best = (scores.best if scores is not None else None) or 0
+        await job.tracker.note("done", best_score=totals[best])
+        return record_to_out(record, why_flow=job.why, totals=totals, best=best, skipped=skipped)
 
     def record(self, run_id: str) -> RunRecord:
-        try:
-            return self.store.get(run_id)
-        except KeyError:
-            raise StoreError(f"unknown run {run_id!r}", hint="pass a run_id that generate returned") from None
+        return lookup(self.store, run_id)
 
     def run_out(self, record: RunRecord, **extra: Any) -> RunOut:
         return record_to_out(record, **extra)
