@@ -13,7 +13,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from ..errors import PlannerError
-from .artifact import PlannerConfig, load_artifact
+from .artifact import PlannerConfig, bundled_dir, load_artifact
 
 logger = logging.getLogger(__name__)
 
@@ -23,11 +23,6 @@ BACKEND_ENV = "COMFYGEN_PLANNER_BACKEND"
 def use_onnx() -> bool:
     """Serve with ONNX Runtime (the default) unless ``COMFYGEN_PLANNER_BACKEND=torch``."""
     return os.environ.get(BACKEND_ENV, "onnx").strip().lower() != "torch"
-
-
-def bundled_dir() -> Path:
-    """The planner shipped with the package (trained on real human ratings, see the README)."""
-    return Path(__file__).resolve().parents[2] / "flow_library" / "planner"
 
 
 class Prediction(BaseModel):

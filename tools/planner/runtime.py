@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import PlannerError
-from .artifact import CONFIG, WEIGHTS
+from .artifact import CONFIG, WEIGHTS, bundled_dir
 from .onnx_export import ENCODER_FILE, ONNX_FILE, base_shapes, weights_digest
 
 logger = logging.getLogger(__name__)
@@ -226,7 +226,6 @@ def shared_encoder() -> OnnxEnsemble:
     the shipped plain encoder graph."""
     try:
         from ..settings import get_settings
-        from .planner import bundled_dir
 
         path = get_settings().planner_dir or bundled_dir()
         graph = planner_export(Path(path))
