@@ -213,7 +213,7 @@ def _again(rec: RunRecord) -> str:
 
 def _owner_alive(rec: RunRecord, store: RunStore) -> bool:
     """The run's process is another live process on this host."""
-    from .store import pid_alive
+    from .files import pid_alive
 
     return rec.host == store.host and rec.pid is not None and rec.pid != os.getpid() and pid_alive(rec.pid)
 
