@@ -47,7 +47,7 @@ from comfygen.tools.search.verify import VerifierSet, build_verifiers
 from comfygen.tools.settings import Settings
 from comfygen.tools.store import RunStore
 
-from ._fake import REPO, start_fake, stop_fake
+from .fake_comfyui import REPO, start_fake, stop_fake
 
 COMMAND = "python -m comfygen.evals.perf.bench_search"
 CKPT_FAKE = "v1-5-pruned-emaonly.safetensors"
