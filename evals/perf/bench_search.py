@@ -42,7 +42,7 @@ from typing import Any
 from comfygen.flow_library.model import Flow
 from comfygen.tools.search.engine import SearchConfig, random_search, zero_order_search
 from comfygen.tools.search.generate import ComfyGenerator
-from comfygen.tools.search.noise import NoiseSpec, NoiseTerm, derive_seed, latent_shape, neighbour
+from comfygen.tools.search.initial_noise import NoiseSpec, NoiseTerm, derive_seed, latent_shape, neighbour
 from comfygen.tools.search.verify import VerifierSet, build_verifiers
 from comfygen.tools.settings import Settings
 from comfygen.tools.store import RunStore

@@ -13,7 +13,7 @@ from PIL import Image
 
 import fakecomfy_engine as eng
 from comfygen.flow_library.model import Flow
-from comfygen.tools.search.noise import NoiseSpec, realise
+from comfygen.tools.search.initial_noise import NoiseSpec, realise
 
 REPO = Path(__file__).resolve().parents[2]
 CKPT = "v1-5-pruned-emaonly.safetensors"

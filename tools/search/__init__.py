@@ -5,7 +5,7 @@ Entry points: :func:`run.run_search` (a flow end to end: records, images, summar
 :func:`engine.random_search` / :func:`engine.zero_order_search` (any ``generate`` function)."""
 
 from .engine import Candidate, SearchConfig, SearchProgress, SearchResult, random_search, search, zero_order_search
-from .noise import NoiseSpec, NoiseTerm
+from .initial_noise import NoiseSpec, NoiseTerm
 from .run import regenerate, run_search
 from .verify import VerifierSet, build_verifiers
 

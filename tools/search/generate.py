@@ -13,7 +13,7 @@ from PIL import Image
 from ...flow_library.model import Family, Flow, Graph
 from ..errors import FlowError
 from .graphs import find_noise_sampler, latent_graph, pack_graph, seeded_graph
-from .noise import NoiseSpec
+from .initial_noise import NoiseSpec
 
 Mode = Literal["seeded", "latent", "pack"]
 
