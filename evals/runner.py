@@ -218,9 +218,9 @@ async def _generate(cfg: EvalConfig, todo: Sequence[tuple[Strategy, Prompt, int]
         async with EndpointPool(urls) as p:
             await _generate(cfg, todo, settings=settings, pool=p, store=store, log_=log_)
         return
-    from ..tools.pipeline import Job, run_many
+    from ..tools.pipeline import RunRequest, run_many
 
-    jobs: list[Job] = []
+    jobs: list[RunRequest] = []
     special: list[tuple[Strategy, Prompt, int]] = []
     for st, p, seed in todo:
         if st.kind in ("planner_search", "agent"):
@@ -231,15 +231,15 @@ async def _generate(cfg: EvalConfig, todo: Sequence[tuple[Strategy, Prompt, int]
         except ComfyGenError as e:
             log_.write(error_sample(st.name, p, seed, e))
             continue
-        jobs.append(Job(flow=choice.flow, prompt=p.text, seed=seed, negative=cfg.negative, width=cfg.width,
+        jobs.append(RunRequest(flow=choice.flow, prompt=p.text, seed=seed, negative=cfg.negative, width=cfg.width,
                         height=cfg.height, accelerate=cfg.accelerate, tag=(st.name, p, seed, choice.note)))
 
     def done(res: Any) -> None:
-        name, p, seed, note = res.job.tag
+        name, p, seed, note = res.request.tag
         if res.ok:
             log_.write(sample_from_record(name, p, seed, res.record, reused=res.reused, note=note))
         else:
-            log_.write(error_sample(name, p, seed, res.error or RuntimeError("no record"), res.job.flow.id))
+            log_.write(error_sample(name, p, seed, res.error or RuntimeError("no record"), res.request.flow.id))
 
     if jobs:
         await run_many(jobs, pool=pool, store=store, settings=settings, concurrency=cfg.concurrency, reuse=True,

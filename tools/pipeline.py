@@ -272,8 +272,9 @@ async def resume_run(run: RunRecord | str, *, pool: Any = None, store: RunStore,
 
 
 @dataclass
-class Job:
-    """One (flow, prompt, seed) run for :func:`run_many`."""
+class RunRequest:
+    """One (flow, prompt, seed) run for :func:`run_many` (not the service's ``tools.app.jobs.Job``, which tracks
+    a run started over MCP)."""
 
     flow: Flow
     prompt: str
@@ -289,8 +290,8 @@ class Job:
 
 
 @dataclass
-class JobResult:
-    job: Job
+class RunResult:
+    request: RunRequest
     record: RunRecord | None = None
     error: BaseException | None = None
     reused: bool = False
@@ -300,22 +301,22 @@ class JobResult:
         return self.record is not None and self.error is None
 
 
-async def run_many(jobs: Iterable[Job], *, pool: Any, store: RunStore, settings: Any, concurrency: int | None = None,
-                   reuse: bool = False, on_done: Callable[[JobResult], Any] | None = None,
-                   on_event: EventCallback | None = None) -> list[JobResult]:
-    """Run many jobs across the pool, at most ``concurrency`` at once (default: 2 per endpoint).
+async def run_many(requests: Iterable[RunRequest], *, pool: Any, store: RunStore, settings: Any, concurrency: int | None = None,
+                   reuse: bool = False, on_done: Callable[[RunResult], Any] | None = None,
+                   on_event: EventCallback | None = None) -> list[RunResult]:
+    """Run many requests across the pool, at most ``concurrency`` at once (default: 2 per endpoint).
 
-    Failures do not stop the batch: each :class:`JobResult` holds its record or its error, in job order.
+    Failures do not stop the batch: each :class:`RunResult` holds its record or its error, in request order.
     ``reuse=True`` returns a succeeded run with the same flow, prompt, seed and parameters from the store
-    instead of running it again (only for jobs with an explicit seed and no rewrite).
+    instead of running it again (only for requests with an explicit seed and no rewrite).
     """
-    jobs = list(jobs)
+    requests = list(requests)
     limit = concurrency or max(1, 2 * len(getattr(pool, "urls", []) or [1]))
     sem = asyncio.Semaphore(limit)
-    results: list[JobResult] = [JobResult(job=j) for j in jobs]
+    results: list[RunResult] = [RunResult(request=r) for r in requests]
 
     async def one(i: int) -> None:
-        job, res = jobs[i], results[i]
+        job, res = requests[i], results[i]
         if reuse and job.seed is not None and job.rewrite is None:
             params = run_params(job.flow, negative=job.negative, width=job.width, height=job.height,
                                 batch=job.batch, accelerate=job.accelerate, extra=job.extra_params or None)
@@ -333,10 +334,10 @@ async def run_many(jobs: Iterable[Job], *, pool: Any, store: RunStore, settings:
                                             extra_params=job.extra_params or None)
             except ComfyGenError as e:
                 res.error = e
-            except Exception as e:  # noqa: BLE001 - one broken job must not sink the batch
-                log.exception("job %d (%s) failed", i, job.flow.id)
+            except Exception as e:  # noqa: BLE001 - one broken run must not sink the batch
+                log.exception("run %d (%s) failed", i, job.flow.id)
                 res.error = e
         await notify(on_done, res, what="on_done callback")
 
-    await asyncio.gather(*(one(i) for i in range(len(jobs))))
+    await asyncio.gather(*(one(i) for i in range(len(requests))))
     return results
