@@ -215,7 +215,7 @@ async def _generate(cfg: EvalConfig, todo: Sequence[tuple[Strategy, Prompt, int]
         if not urls:
             raise ConfigError("no ComfyUI endpoint configured",
                               hint="set comfyui_urls in the config or COMFYGEN_COMFYUI_URLS")
-        async with EndpointPool(urls) as p:
+        async with EndpointPool.from_settings(settings, urls) as p:
             await _generate(cfg, todo, settings=settings, pool=p, store=store, log_=log_)
         return
     from ..tools.pipeline import RunRequest, run_many
