@@ -20,23 +20,29 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..flow_library.model import Flow, Graph
 from ..flow_library.render import render
 from .callbacks import notify
 from .errors import (Cancelled, ComfyGenError, ComfyUIError, ComfyUIExecutionError, ComfyUIUnavailable,
                      DeadlineExceeded, StoreError)
-from .graph.accel import plan_acceleration, apply_plan
+from .graph.accel import apply_plan, plan_acceleration
 from .graph.batch import set_batch
 from .graph.guard import guard
 from .images import save_png_atomic
 from .store import FINISHED, OutputFile, RunRecord, RunStore, RunTimings
 
+if TYPE_CHECKING:
+    from .comfy.client import ComfyClient, RunOutput
+    from .comfy.pool import EndpointPool
+    from .settings import Settings
+
 log = logging.getLogger(__name__)
 
 EventCallback = Callable[[Any], Any]
 RecordCallback = Callable[[RunRecord], Any]
+T = TypeVar("T")
 SEED_RANGE = 2**32  # random seeds stay in 32 bits: portable across ComfyUI front-ends and numpy
 
 
@@ -50,7 +56,7 @@ def run_params(flow: Flow, *, negative: str | None, width: int | None, height: i
     return params
 
 
-def output_path(settings: Any, run_id: str, index: int, created: float | None = None) -> Path:
+def output_path(settings: Settings, run_id: str, index: int, created: float | None = None) -> Path:
     day = _dt.datetime.fromtimestamp(created or time.time(), tz=_dt.timezone.utc).strftime("%Y-%m-%d")
     return Path(settings.outputs_dir) / day / f"{run_id}_{index:02d}.png"
 
@@ -63,7 +69,7 @@ def _provenance(rec: RunRecord, index: int, endpoint: str | None) -> dict[str, A
         "scores": rec.scores or None}}
 
 
-async def _save_outputs(rec: RunRecord, out: Any, settings: Any, output_nodes: Sequence[str], *,
+async def _save_outputs(rec: RunRecord, out: RunOutput, settings: Settings, output_nodes: Sequence[str], *,
                         durable: bool = True) -> list[OutputFile]:
     images = list(out.images)
     picked = [im for im in images if im.node in output_nodes] if output_nodes else []
@@ -110,7 +116,7 @@ def _record_failure(store: RunStore, rec: RunRecord, exc: BaseException) -> None
         log.exception("could not record the failure of run %s", rec.id)
 
 
-async def _follow(coro: Awaitable[Any], rec: RunRecord, store: RunStore) -> Any:
+async def _follow(coro: Awaitable[T], rec: RunRecord, store: RunStore) -> T:
     try:
         return await coro
     except BaseException as exc:
@@ -120,7 +126,7 @@ async def _follow(coro: Awaitable[Any], rec: RunRecord, store: RunStore) -> Any:
 
 async def run_flow(flow: Flow, prompt: str, *, negative: str | None = None, seed: int | None = None,
                    width: int | None = None, height: int | None = None, batch: int = 1, accelerate: str = "none",
-                   pool: Any, store: RunStore, settings: Any, on_event: EventCallback | None = None,
+                   pool: EndpointPool, store: RunStore, settings: Settings, on_event: EventCallback | None = None,
                    rewrite: Callable[[Graph], Graph] | None = None, on_record: RecordCallback | None = None,
                    accel_options: dict[str, Any] | None = None, deadline_s: float | None = None,
                    extra_params: dict[str, Any] | None = None, seeds: list[int] | None = None,
@@ -173,16 +179,16 @@ async def run_flow(flow: Flow, prompt: str, *, negative: str | None = None, seed
     return await _follow(execute(), rec, store)
 
 
-def _client_for(url: str, settings: Any) -> Any:
+def _client_for(url: str, settings: Settings) -> ComfyClient:
     from .comfy.client import ComfyClient
 
     # ComfyUI sends a prompt's progress only to the client that submitted it: a resuming client hears
     # nothing on its websocket and learns the end from /history, so it checks that every second.
-    return ComfyClient(url, connect_timeout=getattr(settings, "connect_timeout_s", 5.0),
-                       read_timeout=getattr(settings, "read_timeout_s", 60.0), idle_check_s=1.0)
+    return ComfyClient(url, connect_timeout=settings.connect_timeout_s, read_timeout=settings.read_timeout_s,
+                       idle_check_s=1.0)
 
 
-async def _locate(rec: RunRecord, urls: Sequence[str], settings: Any) -> tuple[str | None, list[str], list[str]]:
+async def _locate(rec: RunRecord, urls: Sequence[str], settings: Settings) -> tuple[str | None, list[str], list[str]]:
     """Where ``rec``'s prompt is: (url or None, urls that answered without knowing it, urls that did not answer).
 
     An endpoint that does not know the prompt is asked a second time after a short pause, as the client
@@ -218,7 +224,7 @@ def _owner_alive(rec: RunRecord, store: RunStore) -> bool:
     return rec.host == store.host and rec.pid is not None and rec.pid != os.getpid() and pid_alive(rec.pid)
 
 
-async def resume_run(run: RunRecord | str, *, pool: Any = None, store: RunStore, settings: Any,
+async def resume_run(run: RunRecord | str, *, pool: EndpointPool | None = None, store: RunStore, settings: Settings,
                      on_event: EventCallback | None = None, deadline_s: float | None = None) -> RunRecord:
     """Finish a run whose caller went away (or whose process died) from ComfyUI's side.
 
@@ -238,7 +244,7 @@ async def resume_run(run: RunRecord | str, *, pool: Any = None, store: RunStore,
                            hint=_again(rec))
         store.fail(rec.id, err, status="failed")
         raise err
-    others = list(getattr(pool, "urls", None) or getattr(settings, "comfyui_urls", []) or [])
+    others = list(getattr(pool, "urls", None) or settings.comfyui_urls)
     urls = list(dict.fromkeys(([rec.endpoint] if rec.endpoint else []) + others))
     url, unknown, down = await _locate(rec, urls, settings)
     if url is None:
@@ -301,7 +307,8 @@ class RunResult:
         return self.record is not None and self.error is None
 
 
-async def run_many(requests: Iterable[RunRequest], *, pool: Any, store: RunStore, settings: Any, concurrency: int | None = None,
+async def run_many(requests: Iterable[RunRequest], *, pool: EndpointPool, store: RunStore, settings: Settings,
+                   concurrency: int | None = None,
                    reuse: bool = False, on_done: Callable[[RunResult], Any] | None = None,
                    on_event: EventCallback | None = None) -> list[RunResult]:
     """Run many requests across the pool, at most ``concurrency`` at once (default: 2 per endpoint).
