@@ -22,6 +22,7 @@ OWLv2's scores are calibrated differently from Mask2Former's, hence the separate
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -61,6 +62,16 @@ OWLV2_RULES = GenEvalRules(threshold=0.3, counting_threshold=0.5, max_overlap=0.
 def object_names() -> list[str]:
     text = (resources.files("comfygen.evals") / "data" / "geneval_object_names.txt").read_text(encoding="utf-8")
     return [ln.strip() for ln in text.splitlines() if ln.strip()]
+
+
+def vocabulary() -> set[str]:
+    """Every word GenEval's prompts to the detector and CLIP use (class names, colours, templates)."""
+    words = set("a an of the photo object colored".split()) | set(COLORS)
+    for name in object_names():
+        words |= set(name.split())
+    for t in COLOR_TEMPLATES:
+        words |= set(re.findall(r"[a-z]+", t.replace("{c}", "").replace("{cls}", "")))
+    return words
 
 
 def compute_iou(box_a: Sequence[float], box_b: Sequence[float]) -> float:
@@ -219,10 +230,11 @@ class GenEvalScorer:
 
     @classmethod
     def tiny(cls, seed: int = 0, rules: GenEvalRules | None = None) -> "GenEvalScorer":
-        from ._tiny import tiny_clip, tiny_owlv2
+        from .geneval_tiny import tiny_clip, tiny_owlv2
 
-        det, det_proc = tiny_owlv2(seed)
-        clip_model, clip_proc = tiny_clip(seed)
+        words = vocabulary()
+        det, det_proc = tiny_owlv2(words, seed)
+        clip_model, clip_proc = tiny_clip(words, seed)
         return cls(det, det_proc, clip_model, clip_proc, object_names(), rules or OWLV2_RULES, "cpu")
 
     def detect(self, image: Image.Image) -> Detections:

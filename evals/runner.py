@@ -27,6 +27,7 @@ from ..tools.settings import Settings, get_settings
 from .geneval import DEFAULT_CLIP, DEFAULT_DETECTOR, GENEVAL_RULES, OWLV2_RULES, GenEvalRules
 from .metrics import Sample
 from .prompts import Prompt, load_set, sample
+from .samples import error_sample, sample_from_record
 from .strategies import Strategy, StrategySpec, build_strategies
 from .summary import RUN_FILE, SAMPLES_FILE, load_samples
 
@@ -116,29 +117,6 @@ class SampleLog:
                 self.on_write(s)
             except Exception:  # a broken progress display must not stop the evaluation
                 log.exception("progress callback failed")
-
-
-def gpu_seconds(record: Any) -> float | None:
-    """ComfyUI execution time per image, from the run store timings (queue wait excluded when known)."""
-    t = record.timings
-    start = t.started or t.queued
-    if start is None or t.finished is None:
-        return None
-    return max(0.0, t.finished - start) / max(1, len(record.outputs))
-
-
-def sample_from_record(strategy: str, prompt: Prompt, seed: int, record: Any, *, reused: bool,
-                       note: str = "") -> Sample:
-    return Sample(strategy=strategy, prompt_id=prompt.id, prompt=prompt.text, category=prompt.category, seed=seed,
-                  flow_id=record.flow_id, run_id=record.id,
-                  image=record.outputs[0].path if record.outputs else None, gpu_seconds=gpu_seconds(record),
-                  reused=reused, note=note, error=None if record.outputs else "run produced no image")
-
-
-def _error_sample(strategy: str, prompt: Prompt, seed: int, err: BaseException, flow_id: str | None = None) -> Sample:
-    msg = getattr(err, "message", None) or str(err) or type(err).__name__
-    return Sample(strategy=strategy, prompt_id=prompt.id, prompt=prompt.text, category=prompt.category, seed=seed,
-                  flow_id=flow_id, error=f"{type(err).__name__}: {msg}"[:500])
 
 
 def _check_scorers(cfg: EvalConfig) -> None:
@@ -237,12 +215,12 @@ async def _generate(cfg: EvalConfig, todo: Sequence[tuple[Strategy, Prompt, int]
         if not urls:
             raise ConfigError("no ComfyUI endpoint configured",
                               hint="set comfyui_urls in the config or COMFYGEN_COMFYUI_URLS")
-        async with EndpointPool(urls) as p:
+        async with EndpointPool.from_settings(settings, urls) as p:
             await _generate(cfg, todo, settings=settings, pool=p, store=store, log_=log_)
         return
-    from ..tools.pipeline import Job, run_many
+    from ..tools.pipeline import RunRequest, run_many
 
-    jobs: list[Job] = []
+    jobs: list[RunRequest] = []
     special: list[tuple[Strategy, Prompt, int]] = []
     for st, p, seed in todo:
         if st.kind in ("planner_search", "agent"):
@@ -251,23 +229,23 @@ async def _generate(cfg: EvalConfig, todo: Sequence[tuple[Strategy, Prompt, int]
         try:
             choice = st.choose(p)
         except ComfyGenError as e:
-            log_.write(_error_sample(st.name, p, seed, e))
+            log_.write(error_sample(st.name, p, seed, e))
             continue
-        jobs.append(Job(flow=choice.flow, prompt=p.text, seed=seed, negative=cfg.negative, width=cfg.width,
+        jobs.append(RunRequest(flow=choice.flow, prompt=p.text, seed=seed, negative=cfg.negative, width=cfg.width,
                         height=cfg.height, accelerate=cfg.accelerate, tag=(st.name, p, seed, choice.note)))
 
     def done(res: Any) -> None:
-        name, p, seed, note = res.job.tag
+        name, p, seed, note = res.request.tag
         if res.ok:
             log_.write(sample_from_record(name, p, seed, res.record, reused=res.reused, note=note))
         else:
-            log_.write(_error_sample(name, p, seed, res.error or RuntimeError("no record"), res.job.flow.id))
+            log_.write(error_sample(name, p, seed, res.error or RuntimeError("no record"), res.request.flow.id))
 
     if jobs:
         await run_many(jobs, pool=pool, store=store, settings=settings, concurrency=cfg.concurrency, reuse=True,
                        on_done=done)
     if special:
-        from .special import produce
+        from .multi_run import produce
 
         await produce(cfg, special, settings=settings, pool=pool, store=store, write=log_.write)
 

@@ -31,7 +31,7 @@ from __future__ import annotations
 from typing import Any
 
 from .model import Graph
-from .schema import NodeSchema, ValidationReport, _top, combo_options, file_folder, finish_report, validate_outputs
+from .node_schema import NodeSchema, ValidationReport, _top, combo_options, file_folder, finish_report, validate_outputs
 
 __all__ = ["is_newer_schema", "validate_graph_v038", "types_match"]
 

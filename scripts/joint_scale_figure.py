@@ -1,6 +1,6 @@
 """Draw the joint quality scale (per-model ranking with intervals) as an SVG for the README.
 
-Reads the ``joint_scale.json`` that ``python -m comfygen.tools.planner.bundle --table --out DIR`` writes and
+Reads the ``joint_scale.json`` that ``python scripts/build_bundle.py --table --work DIR ...`` writes and
 writes the figure to the path given:
 
     python scripts/joint_scale_figure.py DIR/joint_scale.json docs/joint-scale.svg

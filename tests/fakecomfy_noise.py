@@ -19,7 +19,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from comfygen.tools.search.noise import discrete_sigma_max, eps_start_scale, prepare_noise
+from comfygen.tools.search.initial_noise import discrete_sigma_max, eps_start_scale, prepare_noise
 
 SCALE_FACTOR = 0.18215  # SD1.5 latent format
 SIGMA_MAX = discrete_sigma_max()

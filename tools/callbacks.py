@@ -10,6 +10,17 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 
+async def call(cb: Callable[..., Any], *args: Any) -> Any:
+    """Call ``cb(*args)``, awaiting it when it returns an awaitable; what it raises reaches the caller.
+
+    For hooks the caller depends on (``on_dispatch`` records where a run lives); observers use :func:`notify`.
+    """
+    result = cb(*args)
+    if inspect.isawaitable(result):
+        return await result
+    return result
+
+
 async def notify(cb: Callable[..., Any] | None, *args: Any, what: str = "callback") -> None:
     """Call ``cb(*args)``, awaiting it when it returns an awaitable.
 
@@ -18,8 +29,6 @@ async def notify(cb: Callable[..., Any] | None, *args: Any, what: str = "callbac
     if cb is None:
         return
     try:
-        result = cb(*args)
-        if inspect.isawaitable(result):
-            await result
+        await call(cb, *args)
     except Exception:
         log.exception("%s failed", what)

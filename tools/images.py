@@ -7,17 +7,15 @@ without re-encoding the pixels (cheap: no zlib work), replacing chunks with the 
 
 Writes go to a temporary file in the target folder, are fsync'ed, then ``os.replace``d into place, so
 a crash or kill leaves either the old file, the new one, or nothing, never half a PNG (temp files of
-a killed writer are swept by :func:`remove_stale_temp`).
+a killed writer are swept by :func:`comfygen.tools.files.remove_stale_temp`).
 """
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import io
 import json
 import logging
-import os
 import struct
 import zlib
 from pathlib import Path
@@ -25,8 +23,8 @@ from typing import Any
 
 from PIL import Image
 
-from .errors import StoreError
-from .store import OutputFile, pid_alive
+from .files import write_atomic
+from .store import OutputFile
 
 log = logging.getLogger(__name__)
 
@@ -117,63 +115,6 @@ def encode_png(image: Image.Image, compress_level: int = 4) -> bytes:
     buf = io.BytesIO()
     image.save(buf, format="PNG", compress_level=compress_level)
     return buf.getvalue()
-
-
-def write_atomic(path: Path, data: bytes, *, durable: bool = True, sync_dir: bool = False) -> None:
-    """Write bytes to ``path`` atomically: temp file in the same folder, fsync (``durable``), rename.
-
-    The rename makes the write all-or-nothing for readers and against a crash or kill of this process.
-    ``durable`` also fsyncs the data before the rename, so after a power loss the name never points at
-    an empty or partial file; ``sync_dir`` additionally fsyncs the folder so the rename itself survives
-    a power loss (one more fsync, ~5 ms on a network block device).
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            if durable:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-        if sync_dir:
-            dfd = os.open(path.parent, os.O_RDONLY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
-    except OSError as e:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-        if e.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise StoreError(f"disk full while writing {path}; the image was not saved",
-                             hint="free disk space (or point COMFYGEN_HOME at a larger disk) and retry") from e
-        raise StoreError(f"cannot write {path}: {e.strerror or e}",
-                         hint="check that COMFYGEN_HOME is writable") from e
-
-
-def remove_stale_temp(root: Path | str) -> list[Path]:
-    """Delete temp files left by writers that were killed mid-write (their pid is gone); return them."""
-    removed = []
-    for tmp in Path(root).rglob(".*.tmp"):
-        parts = tmp.name.rsplit(".", 3)  # .<name>.<pid>.<rand>.tmp
-        try:
-            pid = int(parts[-3])
-        except (IndexError, ValueError):
-            continue
-        if pid != os.getpid() and not pid_alive(pid):
-            try:
-                tmp.unlink()
-                removed.append(tmp)
-            except OSError:
-                pass
-    return removed
 
 
 def save_png_atomic(image: bytes | Image.Image, path: Path | str, provenance: dict[str, Any] | None = None, *,

@@ -20,23 +20,29 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..flow_library.model import Flow, Graph
 from ..flow_library.render import render
 from .callbacks import notify
 from .errors import (Cancelled, ComfyGenError, ComfyUIError, ComfyUIExecutionError, ComfyUIUnavailable,
                      DeadlineExceeded, StoreError)
-from .graph.accel import plan_acceleration, apply_plan
+from .graph.accel import apply_plan, plan_acceleration
 from .graph.batch import set_batch
 from .graph.guard import guard
 from .images import save_png_atomic
 from .store import FINISHED, OutputFile, RunRecord, RunStore, RunTimings
 
+if TYPE_CHECKING:
+    from .comfy.client import ComfyClient, RunOutput
+    from .comfy.pool import EndpointPool
+    from .settings import Settings
+
 log = logging.getLogger(__name__)
 
 EventCallback = Callable[[Any], Any]
 RecordCallback = Callable[[RunRecord], Any]
+T = TypeVar("T")
 SEED_RANGE = 2**32  # random seeds stay in 32 bits: portable across ComfyUI front-ends and numpy
 
 
@@ -50,7 +56,7 @@ def run_params(flow: Flow, *, negative: str | None, width: int | None, height: i
     return params
 
 
-def output_path(settings: Any, run_id: str, index: int, created: float | None = None) -> Path:
+def output_path(settings: Settings, run_id: str, index: int, created: float | None = None) -> Path:
     day = _dt.datetime.fromtimestamp(created or time.time(), tz=_dt.timezone.utc).strftime("%Y-%m-%d")
     return Path(settings.outputs_dir) / day / f"{run_id}_{index:02d}.png"
 
@@ -63,7 +69,7 @@ def _provenance(rec: RunRecord, index: int, endpoint: str | None) -> dict[str, A
         "scores": rec.scores or None}}
 
 
-async def _save_outputs(rec: RunRecord, out: Any, settings: Any, output_nodes: Sequence[str], *,
+async def _save_outputs(rec: RunRecord, out: RunOutput, settings: Settings, output_nodes: Sequence[str], *,
                         durable: bool = True) -> list[OutputFile]:
     images = list(out.images)
     picked = [im for im in images if im.node in output_nodes] if output_nodes else []
@@ -110,7 +116,7 @@ def _record_failure(store: RunStore, rec: RunRecord, exc: BaseException) -> None
         log.exception("could not record the failure of run %s", rec.id)
 
 
-async def _follow(coro: Awaitable[Any], rec: RunRecord, store: RunStore) -> Any:
+async def _follow(coro: Awaitable[T], rec: RunRecord, store: RunStore) -> T:
     try:
         return await coro
     except BaseException as exc:
@@ -120,7 +126,7 @@ async def _follow(coro: Awaitable[Any], rec: RunRecord, store: RunStore) -> Any:
 
 async def run_flow(flow: Flow, prompt: str, *, negative: str | None = None, seed: int | None = None,
                    width: int | None = None, height: int | None = None, batch: int = 1, accelerate: str = "none",
-                   pool: Any, store: RunStore, settings: Any, on_event: EventCallback | None = None,
+                   pool: EndpointPool, store: RunStore, settings: Settings, on_event: EventCallback | None = None,
                    rewrite: Callable[[Graph], Graph] | None = None, on_record: RecordCallback | None = None,
                    accel_options: dict[str, Any] | None = None, deadline_s: float | None = None,
                    extra_params: dict[str, Any] | None = None, seeds: list[int] | None = None,
@@ -173,16 +179,16 @@ async def run_flow(flow: Flow, prompt: str, *, negative: str | None = None, seed
     return await _follow(execute(), rec, store)
 
 
-def _client_for(url: str, settings: Any) -> Any:
+def _client_for(url: str, settings: Settings) -> ComfyClient:
     from .comfy.client import ComfyClient
 
     # ComfyUI sends a prompt's progress only to the client that submitted it: a resuming client hears
     # nothing on its websocket and learns the end from /history, so it checks that every second.
-    return ComfyClient(url, connect_timeout=getattr(settings, "connect_timeout_s", 5.0),
-                       read_timeout=getattr(settings, "read_timeout_s", 60.0), idle_check_s=1.0)
+    return ComfyClient(url, connect_timeout=settings.connect_timeout_s, read_timeout=settings.read_timeout_s,
+                       idle_check_s=1.0)
 
 
-async def _locate(rec: RunRecord, urls: Sequence[str], settings: Any) -> tuple[str | None, list[str], list[str]]:
+async def _locate(rec: RunRecord, urls: Sequence[str], settings: Settings) -> tuple[str | None, list[str], list[str]]:
     """Where ``rec``'s prompt is: (url or None, urls that answered without knowing it, urls that did not answer).
 
     An endpoint that does not know the prompt is asked a second time after a short pause, as the client
@@ -213,12 +219,12 @@ def _again(rec: RunRecord) -> str:
 
 def _owner_alive(rec: RunRecord, store: RunStore) -> bool:
     """The run's process is another live process on this host."""
-    from .store import pid_alive
+    from .files import pid_alive
 
     return rec.host == store.host and rec.pid is not None and rec.pid != os.getpid() and pid_alive(rec.pid)
 
 
-async def resume_run(run: RunRecord | str, *, pool: Any = None, store: RunStore, settings: Any,
+async def resume_run(run: RunRecord | str, *, pool: EndpointPool | None = None, store: RunStore, settings: Settings,
                      on_event: EventCallback | None = None, deadline_s: float | None = None) -> RunRecord:
     """Finish a run whose caller went away (or whose process died) from ComfyUI's side.
 
@@ -238,7 +244,7 @@ async def resume_run(run: RunRecord | str, *, pool: Any = None, store: RunStore,
                            hint=_again(rec))
         store.fail(rec.id, err, status="failed")
         raise err
-    others = list(getattr(pool, "urls", None) or getattr(settings, "comfyui_urls", []) or [])
+    others = list(getattr(pool, "urls", None) or settings.comfyui_urls)
     urls = list(dict.fromkeys(([rec.endpoint] if rec.endpoint else []) + others))
     url, unknown, down = await _locate(rec, urls, settings)
     if url is None:
@@ -272,8 +278,9 @@ async def resume_run(run: RunRecord | str, *, pool: Any = None, store: RunStore,
 
 
 @dataclass
-class Job:
-    """One (flow, prompt, seed) run for :func:`run_many`."""
+class RunRequest:
+    """One (flow, prompt, seed) run for :func:`run_many` (not the service's ``tools.app.jobs.Job``, which tracks
+    a run started over MCP)."""
 
     flow: Flow
     prompt: str
@@ -289,8 +296,8 @@ class Job:
 
 
 @dataclass
-class JobResult:
-    job: Job
+class RunResult:
+    request: RunRequest
     record: RunRecord | None = None
     error: BaseException | None = None
     reused: bool = False
@@ -300,22 +307,23 @@ class JobResult:
         return self.record is not None and self.error is None
 
 
-async def run_many(jobs: Iterable[Job], *, pool: Any, store: RunStore, settings: Any, concurrency: int | None = None,
-                   reuse: bool = False, on_done: Callable[[JobResult], Any] | None = None,
-                   on_event: EventCallback | None = None) -> list[JobResult]:
-    """Run many jobs across the pool, at most ``concurrency`` at once (default: 2 per endpoint).
+async def run_many(requests: Iterable[RunRequest], *, pool: EndpointPool, store: RunStore, settings: Settings,
+                   concurrency: int | None = None,
+                   reuse: bool = False, on_done: Callable[[RunResult], Any] | None = None,
+                   on_event: EventCallback | None = None) -> list[RunResult]:
+    """Run many requests across the pool, at most ``concurrency`` at once (default: 2 per endpoint).
 
-    Failures do not stop the batch: each :class:`JobResult` holds its record or its error, in job order.
+    Failures do not stop the batch: each :class:`RunResult` holds its record or its error, in request order.
     ``reuse=True`` returns a succeeded run with the same flow, prompt, seed and parameters from the store
-    instead of running it again (only for jobs with an explicit seed and no rewrite).
+    instead of running it again (only for requests with an explicit seed and no rewrite).
     """
-    jobs = list(jobs)
+    requests = list(requests)
     limit = concurrency or max(1, 2 * len(getattr(pool, "urls", []) or [1]))
     sem = asyncio.Semaphore(limit)
-    results: list[JobResult] = [JobResult(job=j) for j in jobs]
+    results: list[RunResult] = [RunResult(request=r) for r in requests]
 
     async def one(i: int) -> None:
-        job, res = jobs[i], results[i]
+        job, res = requests[i], results[i]
         if reuse and job.seed is not None and job.rewrite is None:
             params = run_params(job.flow, negative=job.negative, width=job.width, height=job.height,
                                 batch=job.batch, accelerate=job.accelerate, extra=job.extra_params or None)
@@ -333,10 +341,10 @@ async def run_many(jobs: Iterable[Job], *, pool: Any, store: RunStore, settings:
                                             extra_params=job.extra_params or None)
             except ComfyGenError as e:
                 res.error = e
-            except Exception as e:  # noqa: BLE001 - one broken job must not sink the batch
-                log.exception("job %d (%s) failed", i, job.flow.id)
+            except Exception as e:  # noqa: BLE001 - one broken run must not sink the batch
+                log.exception("run %d (%s) failed", i, job.flow.id)
                 res.error = e
         await notify(on_done, res, what="on_done callback")
 
-    await asyncio.gather(*(one(i) for i in range(len(jobs))))
+    await asyncio.gather(*(one(i) for i in range(len(requests))))
     return results

@@ -257,7 +257,7 @@ class RunStore:
 
     def _sweep_temp(self) -> None:
         """Delete the temp files of writers that were killed mid-write (images, reports, the score table)."""
-        from .images import remove_stale_temp
+        from .files import remove_stale_temp
 
         try:
             removed = remove_stale_temp(self.path.parent)

@@ -30,7 +30,7 @@ from typing import Any
 import httpx
 import websockets
 
-from ._fake import start_fake, stop_fake
+from .fake_comfyui import start_fake, stop_fake
 
 COMMAND = "python -m comfygen.evals.perf.bench_client"
 def trivial_graph(i: int, prefix: str = "bench_client") -> dict[str, Any]:

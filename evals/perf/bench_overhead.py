@@ -31,7 +31,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from ._fake import start_fake, stop_fake
+from .fake_comfyui import start_fake, stop_fake
 COMMAND = "python -m comfygen.evals.perf.bench_overhead"
 
 

@@ -20,7 +20,7 @@ import sys
 import time
 from typing import Any
 
-from ._fake import start_fake, stop_fake
+from .fake_comfyui import start_fake, stop_fake
 
 COMMAND = "python -m comfygen.evals.perf.bench_pool"
 STEPS = 4

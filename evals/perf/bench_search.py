@@ -42,13 +42,13 @@ from typing import Any
 from comfygen.flow_library.model import Flow
 from comfygen.tools.search.engine import SearchConfig, random_search, zero_order_search
 from comfygen.tools.search.generate import ComfyGenerator
-from comfygen.tools.search.noise import NoiseSpec, NoiseTerm, derive_seed, latent_shape, neighbour
 from comfygen.tools.scoring.ensemble import Ensemble
+from comfygen.tools.search.initial_noise import NoiseSpec, NoiseTerm, derive_seed, latent_shape, neighbour
 from comfygen.tools.search.verify import VerifierSet
 from comfygen.tools.settings import Settings
 from comfygen.tools.store import RunStore
 
-from ._fake import REPO, start_fake, stop_fake
+from .fake_comfyui import REPO, start_fake, stop_fake
 
 COMMAND = "python -m comfygen.evals.perf.bench_search"
 CKPT_FAKE = "v1-5-pruned-emaonly.safetensors"

@@ -20,6 +20,7 @@ import sys
 import time
 from importlib import resources
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,14 @@ _CHILD = (
 def discover() -> list[str]:
     root = resources.files("comfygen.evals.perf")
     return sorted(p.name[:-3] for p in root.iterdir() if p.name.startswith("bench_") and p.name.endswith(".py"))
+
+
+def benchmarks(modules: Sequence[str] = ()) -> dict[str, str]:
+    """Benchmark name -> module: this package's ``bench_*`` plus ``modules`` given by dotted path (benchmarks that
+    live where they may import what ``evals/`` may not, such as the MCP server's ``comfygen.server.bench_mcp``,
+    which ``comfygen bench`` adds), each named by its last component."""
+    found = {n: n for n in discover()} | {m.rpartition(".")[2]: m for m in modules}
+    return dict(sorted(found.items()))
 
 
 def supports_quick(name: str) -> bool:
@@ -70,23 +79,27 @@ def machine() -> dict[str, Any]:
     return info
 
 
-def run_one(name: str, *, quick: bool = True, timeout: float = 600.0, extra: list[str] | None = None) -> dict[str, Any]:
-    argv = (["--quick"] if quick and supports_quick(name) else []) + list(extra or [])
+def run_one(name: str, *, quick: bool = True, timeout: float = 600.0, extra: list[str] | None = None,
+            module: str | None = None) -> dict[str, Any]:
+    """Run one benchmark in its own process; ``module`` (a dotted path) when it is not ``name`` in this package."""
+    module = module or name
+    argv = (["--quick"] if quick and supports_quick(module) else []) + list(extra or [])
     t0 = time.monotonic()
     try:
-        proc = subprocess.run([sys.executable, "-c", _CHILD, name, *argv], capture_output=True, text=True,
+        proc = subprocess.run([sys.executable, "-c", _CHILD, module, *argv], capture_output=True, text=True,
                               timeout=timeout, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     except subprocess.TimeoutExpired:
-        return {"name": name, "ok": False, "error": f"timed out after {timeout:.0f} s", "argv": argv,
+        return {"name": name, "module": module, "ok": False, "error": f"timed out after {timeout:.0f} s", "argv": argv,
                 "wall_s": time.monotonic() - t0, "figures": {}}
     wall = time.monotonic() - t0
     line = next((ln for ln in reversed(proc.stdout.splitlines()) if ln.startswith(MARKER)), None)
     if proc.returncode != 0 or line is None:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-        return {"name": name, "ok": False, "error": " | ".join(tail) or f"exit {proc.returncode}", "argv": argv,
+        return {"name": name, "module": module, "ok": False, "error": " | ".join(tail) or f"exit {proc.returncode}",
+                "argv": argv,
                 "wall_s": wall, "figures": {}}
     figures = json.loads(line[len(MARKER):])
-    return {"name": name, "ok": True, "argv": argv, "wall_s": wall,
+    return {"name": name, "module": module, "ok": True, "argv": argv, "wall_s": wall,
             "figures": figures if isinstance(figures, dict) else {"result": figures}}
 
 
@@ -119,6 +132,11 @@ def rows(results: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
     return out
 
 
+def _dotted(result: dict[str, Any]) -> str:
+    module = result.get("module") or result["name"]
+    return module if "." in module else f"comfygen.evals.perf.{module}"
+
+
 def markdown(results: list[dict[str, Any]], info: dict[str, Any], command: str, note: str | None = None) -> str:
     when = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = ["# Performance", "",
@@ -136,7 +154,7 @@ def markdown(results: list[dict[str, Any]], info: dict[str, Any], command: str, 
                      f"{'ok' if r['ok'] else 'error: ' + r['error'].replace('|', '/')[:120]} |")
     for r in results:
         lines += ["", f"## {r['name']}", "",
-                  f"`python -m comfygen.evals.perf.{r['name']} {' '.join(r['argv'])}`".replace(" `", "`"), ""]
+                  f"`python -m {_dotted(r)} {' '.join(r['argv'])}`".replace(" `", "`"), ""]
         if not r["ok"]:
             lines.append(f"Failed: {r['error']}")
             continue
@@ -146,8 +164,10 @@ def markdown(results: list[dict[str, Any]], info: dict[str, Any], command: str, 
     return "\n".join(lines) + "\n"
 
 
-def run_all(only: list[str] | None = None, *, quick: bool = True, timeout: float = 600.0) -> dict[str, Any]:
-    names = discover()
+def run_all(only: list[str] | None = None, *, quick: bool = True, timeout: float = 600.0,
+            modules: Sequence[str] = ()) -> dict[str, Any]:
+    found = benchmarks(modules)
+    names = list(found)
     if only:
         unknown = sorted(set(only) - set(names) - {n.removeprefix("bench_") for n in names})
         if unknown:
@@ -156,7 +176,7 @@ def run_all(only: list[str] | None = None, *, quick: bool = True, timeout: float
     results = []
     for n in names:
         log.info("running %s", n)
-        results.append(run_one(n, quick=quick, timeout=timeout))
+        results.append(run_one(n, quick=quick, timeout=timeout, module=found[n]))
     return {"machine": machine(), "quick": quick, "results": results}
 
 
@@ -187,15 +207,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--markdown", default=None, help="write a markdown table here")
     ap.add_argument("--list", action="store_true", help="list the benchmarks and exit")
     ap.add_argument("--note", default=None, help="a line for the markdown file (e.g. how loaded the machine was)")
+    ap.add_argument("--module", action="append", default=[], metavar="DOTTED",
+                    help="also run this benchmark module (repeatable), e.g. comfygen.server.bench_mcp")
+    ap.add_argument("--prog", default="python -m comfygen.evals.perf", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    found = benchmarks(args.module)
     if args.list:
-        for n in discover():
-            print(n + ("  (--quick)" if supports_quick(n) else ""))
-        return {"benchmarks": discover()}
-    report = run_all(args.only, quick=not args.full, timeout=args.timeout)
+        for n, module in found.items():
+            print(n + ("  (--quick)" if supports_quick(module) else ""))
+        return {"benchmarks": list(found)}
+    report = run_all(args.only, quick=not args.full, timeout=args.timeout, modules=args.module)
     print_table(report)
-    cmd = "python -m comfygen.evals.perf" + (" --full" if args.full else "") + (
-        f" --only {' '.join(args.only)}" if args.only else "")
+    cmd = args.prog + (" --full" if args.full else "") + (f" --only {' '.join(args.only)}" if args.only else "")
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
     if args.markdown:

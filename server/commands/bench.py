@@ -1,10 +1,13 @@
-"""``comfygen bench``: run every area's benchmark (evals/perf/bench_*.py) and print one table."""
+"""``comfygen bench``: run every area's benchmark (evals/perf/bench_*.py and the MCP server's
+server/bench_mcp.py) and print one table."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import typer
+
+SERVER_BENCHMARK = "comfygen.server.bench_mcp"  # measures the MCP server itself, so it lives in server/
 
 
 def register(app: typer.Typer) -> None:
@@ -18,7 +21,7 @@ def register(app: typer.Typer) -> None:
         """Run the performance benchmarks (each in its own process) and print their figures."""
         from ...evals.perf.runner import main
 
-        argv: list[str] = ["--timeout", str(timeout)]
+        argv: list[str] = ["--timeout", str(timeout), "--module", SERVER_BENCHMARK, "--prog", "comfygen bench"]
         if only:
             argv += ["--only", *only]
         if full:

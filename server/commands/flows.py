@@ -48,15 +48,16 @@ def _object_info(object_info: Path | None, comfyui: str | None) -> dict[str, Any
         except (OSError, json.JSONDecodeError) as e:
             raise ConfigError(f"cannot read {object_info}: {e}", hint="pass a saved GET /object_info answer") from e
     if comfyui:
-        import httpx
+        import asyncio
 
-        url = comfyui.rstrip("/") + "/object_info"
-        try:
-            resp = httpx.get(url, timeout=30.0)
-            resp.raise_for_status()
-            return resp.json()
-        except (httpx.HTTPError, ValueError) as e:
-            raise ComfyGenError(f"cannot fetch {url}: {e}", hint="is ComfyUI running at that address?") from e
+        from ...tools.comfy.client import ComfyClient
+
+        async def fetch() -> dict[str, Any]:
+            s = get_settings()
+            async with ComfyClient(comfyui, connect_timeout=s.connect_timeout_s, read_timeout=s.read_timeout_s) as c:
+                return await c.object_info()
+
+        return asyncio.run(fetch())
     return None
 
 

@@ -6,7 +6,7 @@ import asyncio
 import datetime as _dt
 import json
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -16,6 +16,9 @@ from rich.table import Column, Table
 from ...tools.errors import ConfigError, GuardError
 from ...tools.settings import get_settings
 from ...tools.store import FINISHED, RunRecord, RunStore
+
+if TYPE_CHECKING:
+    from ...tools.comfy.pool import EndpointPool
 
 console = Console()
 runs_app = typer.Typer(help="Inspect recorded runs.", no_args_is_help=True)
@@ -33,11 +36,10 @@ def _endpoints(endpoint: list[str] | None) -> list[str]:
     return urls
 
 
-def _pool(urls: list[str]) -> Any:
+def _pool(urls: list[str]) -> EndpointPool:
     from ...tools.comfy.pool import EndpointPool
 
-    s = get_settings()
-    return EndpointPool(urls, connect_timeout=s.connect_timeout_s, read_timeout=s.read_timeout_s)
+    return EndpointPool.from_settings(get_settings(), urls)
 
 
 def _parse_size(size: str | None) -> tuple[int | None, int | None]:

@@ -157,7 +157,7 @@ def check_noise_cmd(
     ComfyGenNoise pack."""
     from ...flow_library.library import FlowLibrary
     from ...tools.comfy.client import ComfyClient
-    from ...tools.search.noise import NoiseSpec, NoiseTerm, latent_shape, neighbour
+    from ...tools.search.initial_noise import NoiseSpec, NoiseTerm, latent_shape, neighbour
     from ...tools.search.probe import probe_noises
 
     settings = get_settings()

@@ -9,7 +9,7 @@ import pytest
 
 from comfygen.flow_library.schema import NodeSchema, validate_graph
 from comfygen.flow_library.schema_v038 import is_newer_schema, types_match
-from comfygen.tools.comfy.errfmt import validation_error
+from comfygen.tools.comfy.error_messages import validation_error
 
 NEWER = {"is_input_list": False, "has_intermediate_output": False, "search_aliases": []}
 

@@ -78,6 +78,7 @@ def test_cli_eval_prompts_and_report(tmp_path):
     assert (tmp_path / "report.html").exists() and "0.833" in r.output  # b vs a: 2 wins + 1 tie of 3
     r = runner.invoke(app, ["bench", "--list"])
     assert r.exit_code == 0, r.output
+    assert "bench_mcp" in r.output and "bench_client" in r.output  # the server's benchmark and evals/perf's
 
 
 def test_cli_eval_run_rejects_a_bad_config(tmp_path):
@@ -103,3 +104,18 @@ def test_cli_geneval_check(tmp_path):
     res = json.loads(out.read_text())
     assert res["per_image_majority"]["all"]["n"] == 1200 and "not_checked" in res
     assert "position" in r.output and "not checked here" in r.output
+
+
+def test_benchmarks_against_the_fake_say_they_need_a_source_checkout(tmp_path, monkeypatch):
+    from comfygen.evals.perf import fake_comfyui
+
+    monkeypatch.setattr(fake_comfyui, "TESTS", tmp_path)  # as in an install: no tests/ beside the package
+    with pytest.raises(fake_comfyui.FakeComfyUIMissing) as e:
+        fake_comfyui.start_fake()
+    assert "source checkout" in str(e.value.code) and "tests/fakecomfy.py" in str(e.value.code)
+
+
+def test_runner_takes_benchmarks_from_other_packages():
+    found = perf.benchmarks(["comfygen.server.bench_mcp"])
+    assert found["bench_mcp"] == "comfygen.server.bench_mcp" and found["bench_client"] == "bench_client"
+    assert list(found) == sorted(found)

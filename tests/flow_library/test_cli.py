@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import httpx
 import pytest
 import typer
 from typer.testing import CliRunner
@@ -84,11 +83,13 @@ def test_validate_bundled_and_object_info(app: typer.Typer, tmp_path: Path) -> N
 def test_validate_against_a_comfyui_url(app: typer.Typer, monkeypatch: pytest.MonkeyPatch) -> None:
     info = NodeSchema.bundled().info
 
-    def fake_get(url: str, timeout: float) -> httpx.Response:
-        assert url == "http://comfy.test:8188/object_info"
-        return httpx.Response(200, json=info, request=httpx.Request("GET", url))
+    from comfygen.tools.comfy.client import ComfyClient
 
-    monkeypatch.setattr(httpx, "get", fake_get)
+    async def fake_object_info(self: ComfyClient, refresh: bool = False) -> dict:
+        assert self.url == "http://comfy.test:8188"
+        return info
+
+    monkeypatch.setattr(ComfyClient, "object_info", fake_object_info)
     code, out = _run(app, "flows", "validate", "--comfyui", "http://comfy.test:8188/", "--id", "flux-dev")
     assert code == 0 and "1/1" in out
 

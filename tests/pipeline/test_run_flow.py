@@ -15,7 +15,7 @@ from comfygen.tools.comfy.client import ComfyClient
 from comfygen.tools.comfy.pool import EndpointPool
 from comfygen.tools.errors import ComfyUIExecutionError, ConfigError, DeadlineExceeded, GuardError
 from comfygen.tools.images import read_png_text
-from comfygen.tools.pipeline import Job, resume_run, run_flow, run_many
+from comfygen.tools.pipeline import RunRequest, resume_run, run_flow, run_many
 
 pytestmark = pytest.mark.anyio
 
@@ -177,8 +177,8 @@ async def test_resume_unknown_prompt_fails_cleanly(flow, settings, store):
 async def test_run_many_across_two_endpoints_with_reuse(flow, settings, store):
     async with FakeComfyUI(step_time=0.005) as a, FakeComfyUI(step_time=0.005) as b, \
             EndpointPool([a.url, b.url]) as pool:
-        jobs = [Job(flow=flow, prompt=f"prompt {i % 3}", seed=i) for i in range(6)]
-        jobs.append(Job(flow=flow, prompt="bad", seed=1, width=8192))
+        jobs = [RunRequest(flow=flow, prompt=f"prompt {i % 3}", seed=i) for i in range(6)]
+        jobs.append(RunRequest(flow=flow, prompt="bad", seed=1, width=8192))
         done = []
         results = await run_many(jobs, pool=pool, store=store, settings=settings, concurrency=3,
                                  on_done=done.append)

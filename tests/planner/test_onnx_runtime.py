@@ -140,6 +140,7 @@ def test_shared_forward_serves_planner_and_classifier(monkeypatch):
 def test_classifier_onnx_agrees_with_torch(monkeypatch):
     from comfygen.tools.categorize import CategoryClassifier
     from comfygen.tools.categorize.classifier import Encoder
+    from comfygen.tools.categorize.classifier import DATA_DIR
     from comfygen.tools.categorize.fast import OnnxEncoder, cached_prototypes
 
     clf = CategoryClassifier.load()
@@ -151,8 +152,8 @@ def test_classifier_onnx_agrees_with_torch(monkeypatch):
     fast_clf = CategoryClassifier.load()
     monkeypatch.setattr(CategoryClassifier, "_encoder", OnnxEncoder())
     fast = fast_clf.probs(PROMPTS)
-    shipped = cached_prototypes(clf.prototype_texts())
-    assert shipped is not None, "prototypes.safetensors is stale: python -m comfygen.tools.categorize.fast"
+    shipped = cached_prototypes(clf.prototype_texts(), DATA_DIR)
+    assert shipped is not None, "prototypes.safetensors is stale: python scripts/build_prototypes.py --out " + str(DATA_DIR)
     assert np.abs(shipped - ref_proto).max() <= 1e-5
     assert np.abs(fast - ref).max() <= 1e-4
     labels = [[c for c, _ in row] for row in fast_clf.predict_many(PROMPTS)]

@@ -26,7 +26,7 @@ from comfygen.tools.images import save_png_atomic
 from comfygen.tools.scoring.ensemble import ReferenceStats, ScoreResult, ScorerStats
 from comfygen.tools.scoring.runs import score_run, stored_raw_scores
 from comfygen.tools.search.engine import Candidate, SearchConfig, SearchResult
-from comfygen.tools.search.noise import NoiseSpec
+from comfygen.tools.search.initial_noise import NoiseSpec
 from comfygen.tools.search.run import _record_scores
 from comfygen.tools.app.service import ComfyGen
 from comfygen.tools.settings import Settings, get_settings

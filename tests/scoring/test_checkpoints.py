@@ -279,7 +279,8 @@ def test_pickscore_directory_missing_weights_is_an_error(tmp_path):
 
 def test_aesthetic_pth_head_over_clip_l14_embeddings(tmp_path):
     from comfygen.tools.scoring.aesthetic import AestheticScorer
-    from comfygen.tools.scoring.clip_common import clear_shared, image_embeds
+    from comfygen.tools.scoring.clip_common import image_embeds
+    from comfygen.tools.scoring.clip_files import clear_shared
 
     model, _ = _save_tiny_hf_clip(tmp_path / "clip", projection_dim=768)
     g = torch.Generator().manual_seed(7)

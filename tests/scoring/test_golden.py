@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 from comfygen.tools.scoring.aesthetic import AestheticScorer
-from comfygen.tools.scoring.clip_common import clear_shared
+from comfygen.tools.scoring.clip_files import clear_shared
 from comfygen.tools.scoring.clip_common import tokenize as clip_tokenize
 from comfygen.tools.scoring.clipscore import ClipScoreScorer
 from comfygen.tools.scoring.hps import HPSv20Scorer, HPSv21Scorer

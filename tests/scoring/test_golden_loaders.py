@@ -10,8 +10,7 @@ import pytest
 import torch
 from comfygen.tools.errors import ScoringError
 from comfygen.tools.scoring.base import load_state_dict_file
-from comfygen.tools.scoring.clip_common import clear_shared
-from comfygen.tools.scoring.clip_files import OPENAI_MARKS
+from comfygen.tools.scoring.clip_files import OPENAI_MARKS, clear_shared
 from comfygen.tools.scoring.clipscore import ClipScoreScorer
 from comfygen.tools.scoring.preprocess import resize_center_crop, resize_long_side_pad
 from comfygen.tools.scoring.registry import build_scorer

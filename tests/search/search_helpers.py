@@ -14,7 +14,7 @@ from PIL import Image
 import fakecomfy_engine as eng
 from comfygen.flow_library.model import Flow
 from comfygen.tools.scoring.ensemble import Ensemble
-from comfygen.tools.search.noise import NoiseSpec, realise
+from comfygen.tools.search.initial_noise import NoiseSpec, realise
 from comfygen.tools.search.verify import VerifierSet
 
 REPO = Path(__file__).resolve().parents[2]

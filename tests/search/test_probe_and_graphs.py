@@ -13,7 +13,7 @@ from comfygen.flow_library.render import render
 from comfygen.tools.errors import FlowError
 from comfygen.tools.search.generate import default_batch, plain_groups, rewrite_for
 from comfygen.tools.search.graphs import find_noise_sampler, latent_graph, probe_graph, seeded_graph
-from comfygen.tools.search.noise import NoiseSpec, NoiseTerm, latent_shape, neighbour
+from comfygen.tools.search.initial_noise import NoiseSpec, NoiseTerm, latent_shape, neighbour
 from fakecomfy import FakeComfyUI, recorded_object_info
 from fakecomfy_engine import validate_prompt
 from fakecomfy_noise import NoiseExecutors, object_info_with_pack

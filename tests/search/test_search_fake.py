@@ -10,7 +10,7 @@ import torch
 from search_helpers import CKPT, OnePool, TargetScorer, sd15_flow, verifiers
 
 from comfygen.tools.search.engine import SearchConfig
-from comfygen.tools.search.noise import NoiseSpec, discrete_sigma_max, eps_start_scale, latent_shape, realise
+from comfygen.tools.search.initial_noise import NoiseSpec, discrete_sigma_max, eps_start_scale, latent_shape, realise
 from comfygen.tools.search.run import run_search
 from comfygen.tools.settings import Settings
 from comfygen.tools.store import RunStore

@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from comfygen.tools import images
+from comfygen.tools import files, images
 from comfygen.tools.errors import StoreError
-from comfygen.tools.images import (add_png_text, read_png_text, remove_stale_temp, save_png_atomic, thumbnail,
+from comfygen.tools.files import remove_stale_temp
+from comfygen.tools.images import (add_png_text, read_png_text, save_png_atomic, thumbnail,
                                    update_png_text)
 from comfygen.tools.store import RunStore
 
@@ -77,7 +78,7 @@ def test_disk_full_is_store_error_and_leaves_nothing(tmp_path, monkeypatch):
     def full(fd, data):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(images.os, "write", full)
+    monkeypatch.setattr(files.os, "write", full)
     with pytest.raises(StoreError) as e:
         save_png_atomic(_png(), target, {"a": "b"})
     assert "disk full" in e.value.message and e.value.hint

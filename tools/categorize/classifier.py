@@ -109,7 +109,7 @@ class CategoryClassifier:
             from .fast import cached_prototypes
 
             texts = self.prototype_texts()
-            cached = cached_prototypes(texts)
+            cached = cached_prototypes(texts, DATA_DIR)
             self._proto = cached if cached is not None else self.encoder()(texts)
         return self._proto
 

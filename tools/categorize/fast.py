@@ -7,7 +7,7 @@ spend work on the planner's members. The category texts' embeddings (the zero-sh
 shipped in ``data/prototypes.safetensors`` with a digest of the texts they were computed from, so a
 cold process skips that forward pass; a changed category text is recomputed.
 
-    python -m comfygen.tools.categorize.fast      # rewrite data/prototypes.safetensors
+    python scripts/build_prototypes.py --out tools/categorize/data   # rewrite the shipped prototypes
 """
 
 from __future__ import annotations
@@ -56,35 +56,14 @@ def texts_digest(texts: list[str]) -> str:
     return hashlib.sha256("\n".join(texts).encode()).hexdigest()[:32]
 
 
-def cached_prototypes(texts: list[str], path: Path | None = None) -> np.ndarray | None:
-    """The shipped embeddings of the category texts, when they were computed from exactly these texts."""
+def cached_prototypes(texts: list[str], data_dir: Path) -> np.ndarray | None:
+    """The embeddings of the category texts stored in ``data_dir``, when computed from exactly these texts."""
     from safetensors import safe_open
 
-    from .classifier import DATA_DIR
-
-    file = (path or DATA_DIR) / PROTO_FILE
+    file = data_dir / PROTO_FILE
     if not file.is_file():
         return None
     with safe_open(str(file), framework="np") as f:
         if (f.metadata() or {}).get("texts_sha256") != texts_digest(texts):
             return None
         return f.get_tensor("prototypes")
-
-
-def write_prototypes(path: Path | None = None) -> Path:
-    """Embed the shipped classifier's category texts with the encoder graph and store them."""
-    from safetensors.numpy import save_file
-
-    from .classifier import DATA_DIR, CategoryClassifier
-
-    clf = CategoryClassifier.load(path)
-    texts = clf.prototype_texts()
-    out = (path or DATA_DIR) / PROTO_FILE
-    save_file({"prototypes": OnnxEncoder()(texts, bulk=True).astype(np.float32)}, str(out),
-              metadata={"texts_sha256": texts_digest(texts)})
-    out.chmod(0o644)
-    return out
-
-
-if __name__ == "__main__":
-    print(f"wrote {write_prototypes()}")

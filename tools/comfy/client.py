@@ -39,7 +39,7 @@ import websockets
 from ..callbacks import notify
 from ..errors import Cancelled, ComfyUIError, ComfyUIUnavailable
 from . import events as ev
-from .errfmt import execution_error, validation_error
+from .error_messages import execution_error, validation_error
 from .remote import PromptVanished, RemoteMixin, ServerInfo, canonical_prompt_id
 from .results import OutputImage, RunOutput, Timings, _RunState
 

@@ -35,14 +35,18 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
+from ..callbacks import call
 from ..errors import Cancelled, ComfyUIError, ComfyUIUnavailable, ComfyUIValidationError, DeadlineExceeded
 from .client import ComfyClient, EventCallback, RunOutput
 
 __all__ = ["EndpointPool", "EndpointStatus", "NoEndpoint", "NoHealthyEndpoint"]
+
+if TYPE_CHECKING:
+    from ..settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +113,12 @@ class EndpointPool:
         self.max_resubmits = max_resubmits
         self._health_task: asyncio.Task[None] | None = None
         self._rr = 0
+
+    @classmethod
+    def from_settings(cls, settings: Settings, urls: Sequence[str] | None = None, **kwargs: Any) -> EndpointPool:
+        """A pool over ``urls`` (default: the configured ComfyUI servers) with the configured HTTP timeouts."""
+        return cls(list(settings.comfyui_urls if urls is None else urls), connect_timeout=settings.connect_timeout_s,
+                   read_timeout=settings.read_timeout_s, **kwargs)
 
     @property
     def urls(self) -> list[str]:
@@ -281,9 +291,7 @@ class EndpointPool:
             ep.in_flight += 1
             try:
                 if on_dispatch is not None:
-                    res = on_dispatch(ep.url, pid)
-                    if asyncio.iscoroutine(res):
-                        await res
+                    await call(on_dispatch, ep.url, pid)
                 remaining = None if end is None else max(end - loop.time(), 0.001)
                 return await self._run_on(ep, graph, pid, on_event=on_event, deadline_s=remaining,
                                           previews=previews)

@@ -18,12 +18,19 @@ import os
 import random
 import time
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Iterable, Literal
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Literal
 
 from pydantic import BaseModel, Field
 
 from ..errors import ComfyGenError
 from .halving import DEFAULT_ETA, DEFAULT_N0, max_prompts_per_flow, successive_halving
+
+if TYPE_CHECKING:
+    from ...flow_library.library import FlowLibrary
+    from ..comfy.pool import EndpointPool
+    from ..scoring.ensemble import Ensemble
+    from ..settings import Settings
+    from ..store import RunStore
 
 logger = logging.getLogger(__name__)
 
@@ -110,7 +117,7 @@ class ProgressLog:
 ScoreFn = Callable[[Any], Awaitable[tuple[float, dict[str, float]]]]
 
 
-def ensemble_score_fn(store: Any, ensemble: Any) -> ScoreFn:
+def ensemble_score_fn(store: RunStore, ensemble: Ensemble) -> ScoreFn:
     """Score a finished run with an :class:`Ensemble` (mean over its images); writes scores to the store."""
     import asyncio
 
@@ -125,7 +132,8 @@ def ensemble_score_fn(store: Any, ensemble: Any) -> ScoreFn:
     return score
 
 
-async def _run_job(item: BuildItem, *, library: Any, pool: Any, store: Any, settings: Any, score: ScoreFn,
+async def _run_job(item: BuildItem, *, library: FlowLibrary, pool: EndpointPool, store: RunStore, settings: Settings,
+                   score: ScoreFn,
                    width: int | None, height: int | None) -> Triplet:
     """Generate (or find in the run store) and score one job."""
     from ..pipeline import run_flow, run_params
@@ -148,7 +156,8 @@ async def _run_job(item: BuildItem, *, library: Any, pool: Any, store: Any, sett
                    categories=item.categories, scores=raw, run_id=record.id, reused=reused)
 
 
-async def build(items: Iterable[BuildItem], out: Path, *, library: Any, pool: Any, store: Any, settings: Any,
+async def build(items: Iterable[BuildItem], out: Path, *, library: FlowLibrary, pool: EndpointPool, store: RunStore,
+                settings: Settings,
                 score: ScoreFn, width: int | None = None, height: int | None = None,
                 on_progress: Callable[[int, int, Triplet | None], None] | None = None) -> list[Triplet]:
     """Run every job not yet in ``<out>/triplets.jsonl``; returns all triplets (old and new)."""
@@ -231,8 +240,8 @@ def halving_items(prompts: list[Prompt], flows: list[str], done: dict[str, Tripl
 
 
 async def build_halving(prompts: list[Prompt], flows: list[str], out: Path, *, n0: int = DEFAULT_N0,
-                        eta: int = DEFAULT_ETA, seeds: int = 1, seed: int = 0, library: Any, pool: Any, store: Any,
-                        settings: Any, score: ScoreFn, width: int | None = None, height: int | None = None,
+                        eta: int = DEFAULT_ETA, seeds: int = 1, seed: int = 0, library: FlowLibrary, pool: EndpointPool,
+                        store: RunStore, settings: Settings, score: ScoreFn, width: int | None = None, height: int | None = None,
                         on_progress: Callable[[int, int, Triplet | None], None] | None = None) -> list[Triplet]:
     """Successive halving per category: run a round's jobs, score, keep the better flows, repeat.
 

@@ -24,10 +24,13 @@ import re
 from collections.abc import Iterable
 from functools import lru_cache
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import GuardError
 from .core import Graph, Schema, bundled_schema, is_link, link_type
+
+if TYPE_CHECKING:
+    from ..settings import Settings
 
 # Classes of custom node packs we know by name (pack name as its folder under custom_nodes/).
 KNOWN_PACKS: dict[str, frozenset[str]] = {
@@ -184,7 +187,7 @@ def _parse_text_number(text: str) -> int | float:
         return float(text)
 
 
-def guard(graph: Graph, settings: Any, *, allowed_packs: Iterable[str] = (), schema: Schema | None = None) -> None:
+def guard(graph: Graph, settings: Settings, *, allowed_packs: Iterable[str] = (), schema: Schema | None = None) -> None:
     """Raise GuardError when ``graph`` breaks a rule (see module doc); return None when it is fine.
 
     ``allowed_packs`` adds to ``settings.node_packs``; ``schema`` (the endpoint's ``object_info``) lets
@@ -194,11 +197,9 @@ def guard(graph: Graph, settings: Any, *, allowed_packs: Iterable[str] = (), sch
         raise GuardError("the graph is empty", hint="render a flow first")
     if len(graph) > MAX_NODES:
         raise GuardError(f"the graph has {len(graph)} nodes, more than {MAX_NODES}", hint="use a smaller graph")
-    packs = list(DEFAULT_PACKS) + list(getattr(settings, "node_packs", []) or []) + list(allowed_packs)
+    packs = list(DEFAULT_PACKS) + list(settings.node_packs) + list(allowed_packs)
     allowed = allowed_classes(packs, schema)
-    max_side = int(getattr(settings, "max_side", 4096))
-    max_steps = int(getattr(settings, "max_steps", 200))
-    max_batch = int(getattr(settings, "max_batch", 64))
+    max_side, max_steps, max_batch = settings.max_side, settings.max_steps, settings.max_batch
 
     refused: list[str] = []
     for node_id, node in graph.items():

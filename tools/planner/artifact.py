@@ -17,6 +17,11 @@ CONFIG = "config.json"
 WEIGHTS = "weights.safetensors"
 
 
+def bundled_dir() -> Path:
+    """The planner shipped with the package (trained on real human ratings, see the README)."""
+    return Path(__file__).resolve().parents[2] / "flow_library" / "planner"
+
+
 class PlannerConfig(BaseModel):
     """Everything but the tensors. Scores are kept in the units of the training file."""
 

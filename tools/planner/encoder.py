@@ -5,9 +5,13 @@ from __future__ import annotations
 import logging
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ..errors import PlannerError
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +32,7 @@ def minilm_dir() -> Path:
 
 
 @lru_cache(maxsize=1)
-def load_tokenizer() -> Any:
+def load_tokenizer() -> PreTrainedTokenizerBase:
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(str(minilm_dir()))
@@ -38,7 +42,7 @@ def load_tokenizer() -> Any:
     return tok
 
 
-def load_base_model() -> Any:
+def load_base_model() -> PreTrainedModel:
     """A fresh MiniLM ``BertModel`` (each caller gets its own copy: LoRA wraps it in place)."""
     from transformers import AutoModel
     from transformers.utils import logging as hf_logging
@@ -52,7 +56,7 @@ def load_base_model() -> Any:
         hf_logging.set_verbosity(verbosity)
 
 
-def mean_pool(hidden: Any, attention_mask: Any) -> Any:
+def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
     """Sentence embedding as sentence-transformers computes it: masked mean, then L2 normalisation."""
     import torch
 

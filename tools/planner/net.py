@@ -9,11 +9,16 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .encoder import load_base_model, load_tokenizer, mean_pool
+
+if TYPE_CHECKING:
+    import torch
+    from peft import LoraConfig
+    from transformers import PreTrainedTokenizerBase
 
 logger = logging.getLogger(__name__)
 
@@ -37,14 +42,14 @@ class TrainParams:
     time_budget_s: float | None = None  # per member: fewer steps when the machine is too slow to finish in time
 
 
-def lora_config(p: TrainParams) -> Any:
+def lora_config(p: TrainParams) -> LoraConfig:
     from peft import LoraConfig
 
     return LoraConfig(r=p.lora_r, lora_alpha=p.lora_alpha, lora_dropout=p.lora_dropout,
                       target_modules=["query", "value"])
 
 
-def pairwise_loss(pred: Any, target: Any, mask: Any, abs_weight: float) -> Any:
+def pairwise_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, abs_weight: float) -> torch.Tensor:
     """Mean squared error of all within-prompt score differences (offset-free: only relative scores matter),
     plus a small absolute term that anchors the level. Missing cells (mask 0) take no part."""
     import torch
@@ -59,7 +64,8 @@ def pairwise_loss(pred: Any, target: Any, mask: Any, abs_weight: float) -> Any:
     return rel + abs_weight * absolute
 
 
-def encode_batch(model: Any, tok: Any, texts: list[str], max_length: int, adapter_names: list[str] | None = None) -> Any:
+def encode_batch(model: Any, tok: PreTrainedTokenizerBase, texts: list[str], max_length: int,
+                 adapter_names: list[str] | None = None) -> torch.Tensor:
     enc = tok(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
     kwargs = {"adapter_names": adapter_names} if adapter_names is not None else {}
     hidden = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], **kwargs).last_hidden_state

@@ -28,11 +28,14 @@ import json
 import logging
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .artifact import CONFIG, WEIGHTS
+
+if TYPE_CHECKING:
+    import onnx
 
 logger = logging.getLogger(__name__)
 
@@ -152,7 +155,7 @@ def _lora_stack(g: _Graph, members: list[dict[str, np.ndarray]], layer: int, mod
 
 
 def build_model(members: list[dict[str, np.ndarray]], head_w: np.ndarray | None, head_b: np.ndarray | None,
-                scaling: float, metadata: dict[str, str]) -> Any:
+                scaling: float, metadata: dict[str, str]) -> onnx.ModelProto:
     """The ensemble graph for K = len(members) members (K = 0: the plain MiniLM encoder)."""
     g = _Graph()
     onnx, helper = g.onnx, g.helper

@@ -7,13 +7,17 @@ import logging
 import os
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pydantic import BaseModel, Field
 
 from ..errors import PlannerError
-from .artifact import PlannerConfig, load_artifact
+from .artifact import PlannerConfig, bundled_dir, load_artifact
+
+if TYPE_CHECKING:
+    from ...flow_library.library import FlowLibrary
+    from .coverage import CoverageMap
 
 logger = logging.getLogger(__name__)
 
@@ -23,11 +27,6 @@ BACKEND_ENV = "COMFYGEN_PLANNER_BACKEND"
 def use_onnx() -> bool:
     """Serve with ONNX Runtime (the default) unless ``COMFYGEN_PLANNER_BACKEND=torch``."""
     return os.environ.get(BACKEND_ENV, "onnx").strip().lower() != "torch"
-
-
-def bundled_dir() -> Path:
-    """The planner shipped with the package (trained on real human ratings, see the README)."""
-    return Path(__file__).resolve().parents[2] / "flow_library" / "planner"
 
 
 class Prediction(BaseModel):
@@ -151,7 +150,7 @@ class Planner:
                            advantage=round(float(pred[j] - pred[base]), 5), normalized=round(float(norm[j]), 5))
                 for j in idx]
 
-    def coverage(self, flows: Any) -> Any:
+    def coverage(self, flows: FlowLibrary) -> CoverageMap:
         """How every executable flow of ``flows`` (a library) borrows from this planner's rated flows."""
         from .coverage import CoverageMap
 

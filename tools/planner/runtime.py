@@ -21,13 +21,16 @@ import threading
 from collections import OrderedDict
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import PlannerError
-from .artifact import CONFIG, WEIGHTS
+from .artifact import CONFIG, WEIGHTS, bundled_dir
 from .onnx_export import ENCODER_FILE, ONNX_FILE, base_shapes, weights_digest
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +103,7 @@ def _threads() -> int:
         return 1
 
 
-def make_session(graph: Path) -> Any:
+def make_session(graph: Path) -> ort.InferenceSession:
     import onnxruntime as ort
 
     so = ort.SessionOptions()
@@ -226,7 +229,6 @@ def shared_encoder() -> OnnxEnsemble:
     the shipped plain encoder graph."""
     try:
         from ..settings import get_settings
-        from .planner import bundled_dir
 
         path = get_settings().planner_dir or bundled_dir()
         graph = planner_export(Path(path))

@@ -14,7 +14,7 @@ import math
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from PIL import Image
@@ -123,7 +123,10 @@ def resolve_pretrained(source: str, *, weights_dir: Path | None, setting: str) -
     return source
 
 
-def from_pretrained(cls: Any, source: str, *, setting: str, what: str, **kwargs: Any) -> Any:
+M = TypeVar("M")  # a transformers model class
+
+
+def from_pretrained(cls: type[M], source: str, *, setting: str, what: str, **kwargs: Any) -> M:
     """``cls.from_pretrained(source)`` with missing weights turned into :class:`WeightsMissing`, and a
     checkpoint that leaves weights uninitialised (missing keys) turned into :class:`ScoringError`."""
     try:

@@ -195,13 +195,10 @@ def load_hf_clip(source: str, device: torch.device, dtype: torch.dtype, *, setti
         return _shared[key]
 
 
-def clear_shared() -> None:
-    """Forget every shared CLIP model (HF ones here, file-based ones in :mod:`.clip_files`)."""
-    from .clip_files import clear_files
-
+def clear_hf_shared() -> None:
+    """Forget the shared Hugging Face CLIP models (:func:`.clip_files.clear_shared` forgets every kind)."""
     with _lock:
         _shared.clear()
-    clear_files()
 
 
 class ClipPair(nn.Module):

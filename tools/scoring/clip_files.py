@@ -28,7 +28,7 @@ from torch import nn
 
 from ..errors import ScoringError
 from .base import is_torchscript, load_state_dict_file, load_strict
-from .clip_common import hf_config_from_open_clip, load_hf_clip, open_clip_to_hf
+from .clip_common import clear_hf_shared, hf_config_from_open_clip, load_hf_clip, open_clip_to_hf
 
 ACTIVATIONS = ("quick_gelu", "gelu")
 OPENAI_MARKS = ("input_resolution", "context_length", "vocab_size")
@@ -117,6 +117,8 @@ def load_clip(source: str, device: torch.device, dtype: torch.dtype, *, activati
         return _shared[key]
 
 
-def clear_files() -> None:
+def clear_shared() -> None:
+    """Forget every shared CLIP model: the file-based ones here and the Hugging Face ones of :mod:`.clip_common`."""
+    clear_hf_shared()
     with _lock:
         _shared.clear()

@@ -7,7 +7,7 @@ Candidates are ranked by a :class:`verify.VerifierSet`, a view of the scoring en
 :func:`engine.zero_order_search` (any ``generate`` function)."""
 
 from .engine import Candidate, SearchConfig, SearchProgress, SearchResult, random_search, search, zero_order_search
-from .noise import NoiseSpec, NoiseTerm
+from .initial_noise import NoiseSpec, NoiseTerm
 from .run import regenerate, run_search
 from .verify import VerifierSet
 

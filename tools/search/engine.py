@@ -26,7 +26,7 @@ from pydantic import BaseModel, Field
 
 from ..callbacks import notify
 from .generate import Generated, Mode
-from .noise import NoiseSpec, NoiseTerm, derive_seed, latent_shape, neighbour
+from .initial_noise import NoiseSpec, NoiseTerm, derive_seed, latent_shape, neighbour
 from .verify import VerifierSet
 
 log = logging.getLogger(__name__)

@@ -6,14 +6,19 @@ import asyncio
 import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from PIL import Image
 
 from ...flow_library.model import Family, Flow, Graph
 from ..errors import FlowError
 from .graphs import find_noise_sampler, latent_graph, pack_graph, seeded_graph
-from .noise import NoiseSpec
+from .initial_noise import NoiseSpec
+
+if TYPE_CHECKING:
+    from ..comfy.pool import EndpointPool
+    from ..settings import Settings
+    from ..store import RunStore
 
 Mode = Literal["seeded", "latent", "pack"]
 
@@ -103,7 +108,8 @@ def latent_nodes(specs: Sequence[NoiseSpec]) -> int:
 class ComfyGenerator:
     """Runs batches through :func:`comfygen.tools.pipeline.run_flow` (render, guard, record, run, save)."""
 
-    def __init__(self, flow: Flow, prompt: str, *, pool: Any, store: Any, settings: Any, negative: str | None = None,
+    def __init__(self, flow: Flow, prompt: str, *, pool: EndpointPool, store: RunStore, settings: Settings,
+                 negative: str | None = None,
                  width: int | None = None, height: int | None = None, steps: int | None = None,
                  on_event: Any = None, search_id: str | None = None, combine: Mode = "latent"):
         self.flow, self.prompt, self.pool, self.store, self.settings = flow, prompt, pool, store, settings

@@ -27,7 +27,7 @@ from typing import Any
 
 from ...flow_library.model import Family, Graph
 from ..errors import FlowError
-from .noise import MAX_INDEX, NoiseSpec, discrete_sigma_max, eps_start_scale
+from .initial_noise import MAX_INDEX, NoiseSpec, discrete_sigma_max, eps_start_scale
 
 SAMPLERS = ("KSampler", "KSamplerAdvanced", "SamplerCustom", "SamplerCustomAdvanced")
 EMPTY_LATENTS = ("EmptyLatentImage", "EmptySD3LatentImage", "EmptyHunyuanLatentVideo", "EmptyMochiLatentVideo")

@@ -1,5 +1,5 @@
 """The ``comfygen_noise`` ComfyUI node pack: one node, ``ComfyGenNoise``, that outputs a NOISE built
-from recorded seeds and coefficients exactly as :func:`comfygen.tools.search.noise.realise` computes it.
+from recorded seeds and coefficients exactly as :func:`comfygen.tools.search.initial_noise.realise` computes it.
 
 Needed only for zero-order search on flow-matching / EDM families (SD3, Flux, Playground v2.5): their
 samplers scale the starting latent by ``1 - sigma0 = 0`` (or shift it), so a weighted sum of noises
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import ConfigError
-from .noise import NoiseSpec
+from .initial_noise import NoiseSpec
 
 PACK = "comfygen_noise"
 NODE = "ComfyGenNoise"

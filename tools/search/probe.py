@@ -19,7 +19,7 @@ from ...flow_library.render import render
 from ..errors import ComfyUIError, FlowError
 from .generate import Mode, rewrite_for
 from .graphs import LATENT_FAMILIES, probe_graph, start_scale
-from .noise import NoiseSpec, latent_shape, realise
+from .initial_noise import NoiseSpec, latent_shape, realise
 
 LATENT_SCALE = {Family.SD15: 0.18215, Family.SD21: 0.18215, Family.SDXL: 0.13025, Family.SSD1B: 0.13025,
                 Family.SDXL_REFINER: 0.13025}

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from ..images import save_png_atomic, write_atomic
+from ..files import write_atomic
+from ..images import save_png_atomic
 from .engine import Candidate, SearchResult
 
 

@@ -17,7 +17,7 @@ from .engine import Candidate, SearchConfig, SearchProgress, SearchResult, searc
 from .generate import ComfyGenerator, Mode, default_batch, rewrite_for
 from .graphs import find_noise_sampler, latent_graph, pack_graph
 from .nodepack import NODE, PACK
-from .noise import NoiseSpec
+from .initial_noise import NoiseSpec
 from .report import write_outputs
 from .verify import VerifierSet
 

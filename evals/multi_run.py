@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from ..tools.errors import ComfyGenError
 from .metrics import Sample
 from .prompts import Prompt
+from .samples import error_sample, gpu_seconds
 from .strategies import Strategy
 
 if TYPE_CHECKING:
@@ -26,8 +27,6 @@ log = logging.getLogger(__name__)
 
 
 def _seconds(store: Any, run_ids: Sequence[str]) -> float | None:
-    from .runner import gpu_seconds
-
     total, found = 0.0, False
     for rid in dict.fromkeys(run_ids):
         try:
@@ -45,8 +44,6 @@ async def produce(cfg: Any, items: Sequence[tuple[Strategy, Prompt, int]], *, se
                   write: Callable[[Sample], None]) -> None:
     import asyncio
 
-    from .runner import _error_sample
-
     sem = asyncio.Semaphore(max(1, cfg.concurrency or 2))
 
     async def one(st: Strategy, p: Prompt, seed: int) -> None:
@@ -58,7 +55,7 @@ async def produce(cfg: Any, items: Sequence[tuple[Strategy, Prompt, int]], *, se
                     s = await _agent(cfg, st, p, seed, settings=settings, pool=pool, store=store)
             except ComfyGenError as e:
                 log.warning("%s failed on %s: %s", st.name, p.id, e)
-                s = _error_sample(st.name, p, seed, e)
+                s = error_sample(st.name, p, seed, e)
             write(s)
 
     await asyncio.gather(*(one(st, p, seed) for st, p, seed in items))

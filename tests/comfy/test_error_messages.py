@@ -7,7 +7,7 @@ import json
 import pytest
 from fakecomfy import _SHARED as SHARED
 
-from comfygen.tools.comfy.errfmt import execution_error, render_node_error, validation_error
+from comfygen.tools.comfy.error_messages import execution_error, render_node_error, validation_error
 from comfygen.tools.errors import ComfyUIExecutionError, ComfyUIValidationError
 
 CAPTURES = SHARED / "comfyui" / "captures"

@@ -1,15 +1,16 @@
-"""MCP server latency and concurrency.
+"""MCP server latency and concurrency (a benchmark of ``comfygen bench``; it lives in ``server/`` because it
+builds the server in process, which ``evals/`` may not import).
 
 - Tool-call latency p50/p95 for ``list_categories``, ``get_flow`` and ``suggest_flows``: in memory (the SDK's
   in-process client: the server's own cost) and over stdio (``python -m comfygen.server`` as a subprocess,
   as Claude Desktop runs it).
 - 20 concurrent ``generate`` calls over streamable HTTP (``comfygen serve --transport http`` in its own
   process; 20 client sessions at once, then 20 calls on one session) against the zero-compute fake ComfyUI
-  (tests/fakecomfy.py, in its own process; needs a source checkout): errors, wall time, throughput,
+  (tests/fakecomfy.py, in its own process; needs a source checkout, see ``evals/perf/fake_comfyui.py``): errors, wall time, throughput,
   per-call p50/p95. Scoring is off by default (``--score tiny`` adds the random-weight tiny
   ensemble), so the figure is the server + pipeline + ComfyUI-protocol cost.
 
-    python -m comfygen.evals.perf.bench_mcp [--n 200] [--concurrent 20] [--score off|tiny] [--quick]
+    python -m comfygen.server.bench_mcp [--n 200] [--concurrent 20] [--score off|tiny] [--quick]
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-COMMAND = "python -m comfygen.evals.perf.bench_mcp"
+COMMAND = "python -m comfygen.server.bench_mcp"
 CALLS = {"list_categories": {}, "get_flow": {"flow_id": "sdxl-base"},
          "suggest_flows": {"prompt": "a portrait of an old sailor, oil painting", "k": 5}}
 
@@ -62,8 +63,8 @@ async def _latencies(client: Any, n: int, warmup: int) -> dict[str, dict[str, fl
 async def in_memory(home: Path, n: int, warmup: int) -> dict[str, Any]:
     from mcp import Client
 
-    from ...server.app import build_server
-    from ...tools.settings import Settings
+    from ..tools.settings import Settings
+    from .app import build_server
 
     async with Client(build_server(Settings(home=home))) as c:
         return await _latencies(c, n, warmup)
@@ -153,14 +154,14 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--quick", action="store_true", help="n=40")
     args = ap.parse_args(argv)
     n = 40 if args.quick else args.n
-    from ._fake import start_fake, stop_fake
+    from ..evals.perf.fake_comfyui import start_fake, stop_fake
 
     result: dict[str, Any] = {"n": n}
     with tempfile.TemporaryDirectory(prefix="bench-mcp-") as tmp:
         root = Path(tmp)
         result["in_memory"] = asyncio.run(in_memory(root / "mem", n, args.warmup))
         result["stdio"] = asyncio.run(over_stdio(root / "stdio", n, args.warmup))
-        from ...flow_library.library import FlowLibrary
+        from ..flow_library.library import FlowLibrary
 
         models: dict[str, set[str]] = {}
         for flow in FlowLibrary.default():

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from comfygen.tools.search.noise import (NoiseSpec, NoiseTerm, cosine, derive_seed, discrete_sigma_max, draw,
+from comfygen.tools.search.initial_noise import (NoiseSpec, NoiseTerm, cosine, derive_seed, discrete_sigma_max, draw,
                                          eps_start_scale, neighbour, prepare_noise, realise)
 
 SHAPE = (4, 8, 9)  # 4*8*9 = 288 is a multiple of 16; (4, 9, 9) is not

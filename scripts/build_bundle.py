@@ -6,7 +6,11 @@ GenAI-Bench, EvalMi-50K, AIGIQA-20K, AGIQA-3K, TIFA160. Each rated model or pipe
 flow (API-only or research models) that is kept as training signal only. All sources are put on one joint
 scale (``linking.py``); the score table is that scale per prompt category, and the planner learns it per prompt.
 
-Run: ``python -m comfygen.tools.planner.bundle --ratings DIR [--table] [--planner DIR]``.
+Run: ``python scripts/build_bundle.py --ratings DIR --out DIR [--work DIR] [--table] [--planner DIR]``.
+
+``--out`` is a folder laid out like ``flow_library/``: the rated flows go to ``OUT/flows/rated/`` and, with
+``--table``, the score table to ``OUT/data/score_table.json``; pass ``--out flow_library`` to update the source
+tree. Triplet CSVs, the category cache and ``joint_scale.json`` go to ``--work`` (default ``bundle-work``).
 """
 
 from __future__ import annotations
@@ -21,16 +25,17 @@ from typing import Any
 
 import numpy as np
 
-from ...flow_library.model import Family, Flow, Provenance, Requirement
-from ...flow_library.score_table import Cell, ScoreTable
-from .linking import LinkedScale, ScaleData, fit_linked, leave_one_source_out
-from .sources import SOURCES, read_source, scale_name, scale_title, source_of_flow
+from comfygen import flow_library
+from comfygen.flow_library.model import Family, Flow, Provenance, Requirement
+from comfygen.flow_library.score_table import Cell, ScoreTable
+from comfygen.tools.planner.linking import LinkedScale, ScaleData, fit_linked, leave_one_source_out
+from comfygen.tools.planner.sources import SOURCES, read_source, scale_name, scale_title, source_of_flow
 
 logger = logging.getLogger(__name__)
 
-REPO = Path(__file__).resolve().parents[2]
-RATED_DIR = REPO / "flow_library" / "flows" / "rated"
-BASE_DIR = REPO / "flow_library" / "flows" / "base"
+BASE_DIR = Path(flow_library.__file__).resolve().parent / "flows" / "base"  # the installed base flows (read only)
+RATED = Path("flows") / "rated"  # under --out
+SCORE_TABLE = Path("data") / "score_table.json"  # under --out
 
 # flow id: (base flow to copy, model file, steps, cfg, size, name, description)
 LOCAL = {
@@ -152,7 +157,7 @@ def build_flows() -> list[Flow]:
     return flows
 
 
-def write_flows(out: Path = RATED_DIR) -> list[Flow]:
+def write_flows(out: Path) -> list[Flow]:
     out.mkdir(parents=True, exist_ok=True)
     flows = build_flows()
     for flow in flows:
@@ -169,7 +174,7 @@ def read_all(ratings: Path) -> dict[str, list[tuple[str, list[dict[str, Any]]]]]
 def category_weights(prompts: dict[str, str], cache: Path | None = None) -> dict[str, np.ndarray]:
     """Prompt id -> category weights (the classifier's detected categories, probabilities normalised to 1;
     zeros when none is detected or the prompt text is unknown)."""
-    from ..categorize import CategoryClassifier
+    from comfygen.tools.categorize import CategoryClassifier
 
     clf = CategoryClassifier.load()
     ids = sorted(prompts)
@@ -189,7 +194,6 @@ def category_weights(prompts: dict[str, str], cache: Path | None = None) -> dict
     return {i: w[k] for k, i in enumerate(ids)}
 
 
-SCORE_TABLE = REPO / "flow_library" / "data" / "score_table.json"
 ANCHOR = "rated-sdxl-base"
 
 
@@ -200,9 +204,9 @@ def linked_scale(groups: dict[str, list[tuple[str, list[dict[str, Any]]]]], weig
     return fit_linked(data, anchor=ANCHOR, bootstrap=bootstrap)
 
 
-def write_score_table(linked: LinkedScale, path: Path = SCORE_TABLE, min_n: float = 5.0) -> ScoreTable:
+def write_score_table(linked: LinkedScale, path: Path, min_n: float = 5.0) -> ScoreTable:
     """Cells = each rated flow's joint-scale quality on prompts of each category (overall + category effect)."""
-    from ...flow_library.categories import category_ids
+    from comfygen.flow_library.categories import category_ids
 
     cats = category_ids()
     noise = float(np.mean([s["sigma"] / s["b"] for s in linked.scales.values()]))
@@ -227,35 +231,38 @@ def write_score_table(linked: LinkedScale, path: Path = SCORE_TABLE, min_n: floa
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--ratings", type=Path, required=True, help="Directory with the rating tables.")
-    ap.add_argument("--out", type=Path, default=Path("bundle-work"), help="Work dir for triplet CSVs and caches.")
-    ap.add_argument("--table", action="store_true", help="Also write flow_library/data/score_table.json.")
+    ap.add_argument("--out", type=Path, required=True,
+                    help="Folder laid out like flow_library/ (flows/rated/, data/score_table.json); "
+                         "flow_library to update the source tree.")
+    ap.add_argument("--work", type=Path, default=Path("bundle-work"), help="Work dir for triplet CSVs and caches.")
+    ap.add_argument("--table", action="store_true", help="Also write OUT/data/score_table.json.")
     ap.add_argument("--planner", type=Path, default=None, help="Train the bundled planner into this directory.")
     ap.add_argument("--bootstrap", type=int, default=100, help="Bootstrap resamples for the joint scale.")
     ap.add_argument("--time-budget", type=float, default=1800.0, help="Seconds for planner training.")
     args = ap.parse_args(argv)
-    flows = write_flows()
-    print(f"wrote {len(flows)} rated flows to {RATED_DIR}")
-    args.out.mkdir(parents=True, exist_ok=True)
+    flows = write_flows(args.out / RATED)
+    print(f"wrote {len(flows)} rated flows to {args.out / RATED}")
+    args.work.mkdir(parents=True, exist_ok=True)
     groups = read_all(args.ratings)
     for src, scales in groups.items():
         for name, rows in scales:
-            write_triplets(rows, args.out / f"{name}.csv")
-            print(f"{name}: {len(rows)} triplets -> {args.out / f'{name}.csv'}")
+            write_triplets(rows, args.work / f"{name}.csv")
+            print(f"{name}: {len(rows)} triplets -> {args.work / f'{name}.csv'}")
     if args.table:
         prompts = {str(r["prompt_id"]): str(r["prompt"]) for scales in groups.values() for _, rows in scales
                    for r in rows}
-        linked = linked_scale(groups, category_weights(prompts, args.out / "categories.json"), args.bootstrap)
+        linked = linked_scale(groups, category_weights(prompts, args.work / "categories.json"), args.bootstrap)
         summary = joint_summary(linked)
         summary["leave_one_source_out"] = loso(groups)
-        (args.out / "joint_scale.json").write_text(json.dumps(summary, indent=1))
+        (args.work / "joint_scale.json").write_text(json.dumps(summary, indent=1))
         for r in summary["leave_one_source_out"]:
             print(f"leave out {r['source']}: Spearman rho {r['rho']} over {len(r['shared_flows'])} shared flows")
-        table = write_score_table(linked)
-        print(f"score table: {len(table)} cells over {len(table.flows())} flows -> {SCORE_TABLE}")
+        table = write_score_table(linked, args.out / SCORE_TABLE)
+        print(f"score table: {len(table)} cells over {len(table.flows())} flows -> {args.out / SCORE_TABLE}")
     if args.planner:
-        from .data import table_from_rows
-        from .net import TrainParams
-        from .train import PlannerTrainConfig, train_planner
+        from comfygen.tools.planner.data import table_from_rows
+        from comfygen.tools.planner.net import TrainParams
+        from comfygen.tools.planner.train import PlannerTrainConfig, train_planner
 
         tables = [(name, table_from_rows(rows)) for scales in groups.values() for name, rows in scales]
         source_of = {name: src for src, scales in groups.items() for name, _ in scales}

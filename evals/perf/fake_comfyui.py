@@ -1,4 +1,9 @@
-"""The fake ComfyUI (tests/fakecomfy.py, source checkout only) in its own process, for benchmarks.
+"""The ComfyUI test double (``tests/fakecomfy.py``) in its own process, for the benchmarks that run against it.
+
+The double stays in ``tests/`` (the tests import it, and its siblings, by their bare names), so it is not
+installed: benchmarks that need it (bench_client, bench_overhead, bench_pool, bench_search and the server's
+bench_mcp) run from a source checkout (``pip install -e ".[test]"`` there; the double needs aiohttp) and stop
+with :class:`FakeComfyUIMissing` naming that, rather than a traceback, in an install without one.
 
 Its own process, so it shares neither our event loop nor our GIL. The child prints its URL, then
 serves until its stdin closes.
@@ -12,7 +17,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[2]  # the source checkout, when this file is in one
+TESTS = REPO / "tests"
+
+
+class FakeComfyUIMissing(SystemExit):
+    """The benchmark needs the ComfyUI test double, which only a source checkout has."""
+
+    def __init__(self) -> None:
+        super().__init__(f"this benchmark runs against the fake ComfyUI in tests/fakecomfy.py, which is not "
+                         f"installed (looked in {TESTS}): run it from a source checkout of comfygen "
+                         f"(pip install -e \".[test]\" there)")
 
 # A script gets ``sys.argv[1]`` = tests dir (already on sys.path) and ``kw`` = the keyword arguments;
 # it must define ``make_fake(kw) -> FakeComfyUI``.
@@ -37,10 +52,9 @@ asyncio.run(main())
 
 def start_fake(script: str = PLAIN, **kwargs: Any) -> tuple[subprocess.Popen[str], str]:
     """Start a fake ComfyUI process; returns (process, url). Stop it with :func:`stop_fake`."""
-    tests = REPO / "tests"
-    if not (tests / "fakecomfy.py").exists():
-        raise SystemExit("the fake ComfyUI lives in tests/fakecomfy.py: run this from a source checkout")
-    proc = subprocess.Popen([sys.executable, "-c", _MAIN.format(script=script), str(tests), json.dumps(kwargs)],
+    if not (TESTS / "fakecomfy.py").exists():
+        raise FakeComfyUIMissing()
+    proc = subprocess.Popen([sys.executable, "-c", _MAIN.format(script=script), str(TESTS), json.dumps(kwargs)],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     url = proc.stdout.readline().strip()

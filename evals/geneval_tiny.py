@@ -1,32 +1,21 @@
-"""Tiny random-weight OWLv2 and CLIP with a word-level tokenizer: the real architectures at toy size, for
-tests and smoke evaluations that must not download anything. Their verdicts mean nothing."""
+"""GenEval's detector (OWLv2) and CLIP at toy size: random weights and a word-level tokenizer over the words
+the caller gives (GenEval's vocabulary, see ``GenEvalScorer.tiny``). The real architectures, for tests and smoke
+evaluations that must not download anything. Their verdicts mean nothing."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 SPECIAL = ["<pad>", "<unk>", "<bos>", "<eos>"]
 MAX_LEN = 16
 
 
-def _vocab() -> list[str]:
-    from .geneval import COLOR_TEMPLATES, COLORS, object_names
-
-    words = set("a an of the photo object colored".split()) | set(COLORS)
-    for name in object_names():
-        words |= set(name.split())
-    for t in COLOR_TEMPLATES:
-        words |= set(re.findall(r"[a-z]+", t.replace("{c}", "").replace("{cls}", "")))
-    return SPECIAL + sorted(words)
-
-
-def tiny_tokenizer() -> Any:
+def tiny_tokenizer(words: set[str]) -> Any:
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
     from tokenizers.processors import TemplateProcessing
     from transformers import PreTrainedTokenizerFast
 
-    vocab = _vocab()
+    vocab = SPECIAL + sorted(words)
     tk = Tokenizer(models.WordLevel({w: i for i, w in enumerate(vocab)}, unk_token="<unk>"))
     tk.normalizer = normalizers.Lowercase()
     tk.pre_tokenizer = pre_tokenizers.Whitespace()
@@ -42,11 +31,11 @@ def _text_cfg(n_vocab: int) -> dict[str, Any]:
                 max_position_embeddings=MAX_LEN, bos_token_id=2, eos_token_id=3, pad_token_id=0)
 
 
-def tiny_owlv2(seed: int = 0) -> tuple[Any, Any]:
+def tiny_owlv2(words: set[str], seed: int = 0) -> tuple[Any, Any]:
     import torch
     from transformers import Owlv2Config, Owlv2ForObjectDetection, Owlv2ImageProcessorPil, Owlv2Processor
 
-    tok = tiny_tokenizer()
+    tok = tiny_tokenizer(words)
     cfg = Owlv2Config(text_config=_text_cfg(len(tok)), projection_dim=32,
                       vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
                                          num_attention_heads=2, image_size=64, patch_size=16))
@@ -56,11 +45,11 @@ def tiny_owlv2(seed: int = 0) -> tuple[Any, Any]:
     return model, proc
 
 
-def tiny_clip(seed: int = 0) -> tuple[Any, Any]:
+def tiny_clip(words: set[str], seed: int = 0) -> tuple[Any, Any]:
     import torch
     from transformers import CLIPConfig, CLIPImageProcessorPil, CLIPModel, CLIPProcessor
 
-    tok = tiny_tokenizer()
+    tok = tiny_tokenizer(words)
     cfg = CLIPConfig(text_config=_text_cfg(len(tok)), projection_dim=32,
                      vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
                                         num_attention_heads=2, image_size=32, patch_size=8))

@@ -1,193 +1,31 @@
-"""Regenerate the hand-built base flows in ``flow_library/flows/base/*.json``.
+"""Regenerate the hand-built base flows (``flow_library/flows/base/*.json`` in a source checkout).
 
 The JSON files are what ships and what the library loads; this script is how they were written, so a
-change to a shared pattern (say, the hires-fix block) lands in every flow that uses it. Run it with
-``python -m comfygen.flow_library._build_base`` and review the diff; every flow is validated against
-the bundled node schema before anything is written.
+change to a shared pattern (say, the hires-fix block) lands in every flow that uses it. Every flow is
+validated against the bundled node schema before anything is written. To update the source tree:
+
+    python scripts/build_base_flows.py --out flow_library/flows/base
+
+and review the diff. ``--out`` names the folder the JSON files go to; JSON files there that are not base
+flows any more are removed.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .model import Family, Flow, FlowModels, LoraRef, Provenance, Requirement, SlotRef, Slots
-from .schema import NodeSchema, ensure_valid
+from flow_builder import (NEG_ANIME, NEG_GENERIC, NEG_PEOPLE, NEG_PHOTO, Builder, Link, Spec, build_simple,
+                          make_flow)
+
+from comfygen.flow_library.model import Family, Flow, FlowModels, LoraRef
+from comfygen.flow_library.schema import NodeSchema, ensure_valid
 
 log = logging.getLogger(__name__)
-
-OUT_DIR = Path(__file__).resolve().parent / "flows" / "base"
-
-NEG_GENERIC = "lowres, blurry, jpeg artifacts, watermark, signature, text, worst quality, low quality"
-NEG_PEOPLE = ("bad anatomy, bad hands, extra fingers, missing fingers, extra limbs, deformed, disfigured, "
-              "mutated, poorly drawn face, cross-eyed, ugly, lowres, blurry, watermark, worst quality")
-NEG_ANIME = ("lowres, bad anatomy, bad hands, text, error, missing fingers, extra digit, fewer digits, cropped, "
-             "worst quality, low quality, normal quality, jpeg artifacts, signature, watermark, username, blurry")
-NEG_PHOTO = ("cartoon, anime, illustration, painting, drawing, 3d render, cgi, lowres, blurry, "
-             "oversaturated, watermark, worst quality")
-NEG_ART = "photo, photorealistic, lowres, blurry, watermark, signature, worst quality"
-
-FACE_RESTORE_PACK = Requirement(kind="node_pack", name="facerestore_cf", url="https://github.com/mav-rik/facerestore_cf",
-                                note="FaceRestoreModelLoader / FaceRestoreCFWithModel; models in models/facerestore_models")
-
-Link = list  # [node_id, output_index]
-
-
-@dataclass
-class Builder:
-    """Builds one API graph and records where its slots are."""
-
-    nodes: dict[str, dict[str, Any]] = field(default_factory=dict)
-    slots: dict[str, list[SlotRef]] = field(default_factory=lambda: {
-        k: [] for k in ("positive", "negative", "seed", "width", "height", "batch")})
-    outputs: list[str] = field(default_factory=list)
-
-    def add(self, class_type: str, **inputs: Any) -> str:
-        node_id = str(len(self.nodes) + 1)
-        self.nodes[node_id] = {"class_type": class_type, "inputs": inputs}
-        return node_id
-
-    def slot(self, name: str, node: str, *inputs: str) -> None:
-        self.slots[name] += [SlotRef(node=node, input=i) for i in inputs]
-
-    # -- common blocks ---------------------------------------------------------------------------
-    def checkpoint(self, name: str) -> tuple[Link, Link, Link]:
-        n = self.add("CheckpointLoaderSimple", ckpt_name=name)
-        return [n, 0], [n, 1], [n, 2]
-
-    def loras(self, model: Link, clip: Link, loras: list[LoraRef]) -> tuple[Link, Link]:
-        for lora in loras:
-            n = self.add("LoraLoader", model=model, clip=clip, lora_name=lora.name,
-                         strength_model=lora.strength_model, strength_clip=lora.strength_clip)
-            model, clip = [n, 0], [n, 1]
-        return model, clip
-
-    def encode(self, clip: Link, text: str, slot: str) -> Link:
-        n = self.add("CLIPTextEncode", text=text, clip=clip)
-        self.slot(slot, n, "text")
-        return [n, 0]
-
-    def latent(self, width: int, height: int, cls: str = "EmptyLatentImage") -> Link:
-        n = self.add(cls, width=width, height=height, batch_size=1)
-        self.slot("width", n, "width")
-        self.slot("height", n, "height")
-        self.slot("batch", n, "batch_size")
-        return [n, 0]
-
-    def ksampler(self, model: Link, pos: Link, neg: Link, latent: Link, *, steps: int, cfg: float,
-                 sampler: str, scheduler: str, denoise: float = 1.0) -> Link:
-        n = self.add("KSampler", model=model, seed=0, steps=steps, cfg=cfg, sampler_name=sampler,
-                     scheduler=scheduler, positive=pos, negative=neg, latent_image=latent, denoise=denoise)
-        self.slot("seed", n, "seed")
-        return [n, 0]
-
-    def decode(self, samples: Link, vae: Link) -> Link:
-        return [self.add("VAEDecode", samples=samples, vae=vae), 0]
-
-    def save(self, image: Link, prefix: str) -> None:
-        self.outputs.append(self.add("SaveImage", images=image, filename_prefix=f"comfygen/{prefix}"))
-
-
-@dataclass
-class Spec:
-    """What a simple checkpoint flow is made of; ``build_simple`` turns it into a graph."""
-
-    id: str
-    name: str
-    description: str
-    family: Family
-    checkpoint: str
-    sampler: str
-    scheduler: str
-    steps: int
-    cfg: float
-    width: int = 1024
-    height: int = 1024
-    tags: list[str] = field(default_factory=list)
-    negative: str = NEG_GENERIC
-    loras: list[LoraRef] = field(default_factory=list)
-    clip_skip: int | None = None
-    vae: str | None = None
-    freeu: tuple[float, float, float, float] | None = None
-    pag: float | None = None
-    rescale_cfg: float | None = None
-    lcm: bool = False
-    hires: tuple[float, float, int] | None = None  # (scale, denoise, steps)
-    upscaler: str | None = None  # model upscaler file (4x), downscaled back by 0.5
-    face_restore: str | None = None
-    sdxl_size_cond: bool = False
-    patches: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # MODEL -> MODEL nodes
-    source: str | None = None
-
-
-def build_simple(spec: Spec) -> Flow:
-    b = Builder()
-    model, clip, vae = b.checkpoint(spec.checkpoint)
-    if spec.vae:
-        vae = [b.add("VAELoader", vae_name=spec.vae), 0]
-    model, clip = b.loras(model, clip, spec.loras)
-    for class_type, inputs in spec.patches:
-        model = [b.add(class_type, model=model, **inputs), 0]
-    if spec.lcm:
-        model = [b.add("ModelSamplingDiscrete", model=model, sampling="lcm", zsnr=False), 0]
-    if spec.clip_skip:
-        clip = [b.add("CLIPSetLastLayer", clip=clip, stop_at_clip_layer=spec.clip_skip), 0]
-    if spec.freeu:
-        b1, b2, s1, s2 = spec.freeu
-        model = [b.add("FreeU_V2", model=model, b1=b1, b2=b2, s1=s1, s2=s2), 0]
-    if spec.pag is not None:
-        model = [b.add("PerturbedAttentionGuidance", model=model, scale=spec.pag), 0]
-    if spec.rescale_cfg is not None:
-        model = [b.add("RescaleCFG", model=model, multiplier=spec.rescale_cfg), 0]
-    if spec.sdxl_size_cond:
-        pos_id = b.add("CLIPTextEncodeSDXL", clip=clip, width=4096, height=4096, crop_w=0, crop_h=0,
-                       target_width=spec.width, target_height=spec.height, text_g="", text_l="")
-        neg_id = b.add("CLIPTextEncodeSDXL", clip=clip, width=1024, height=1024, crop_w=0, crop_h=0,
-                       target_width=spec.width, target_height=spec.height, text_g=spec.negative, text_l=spec.negative)
-        b.slot("positive", pos_id, "text_g", "text_l")
-        b.slot("negative", neg_id, "text_g", "text_l")
-        for n in (pos_id, neg_id):
-            b.slot("width", n, "target_width")
-            b.slot("height", n, "target_height")
-        pos, neg = [pos_id, 0], [neg_id, 0]
-    else:
-        pos = b.encode(clip, "", "positive")
-        neg = b.encode(clip, spec.negative, "negative")
-    latent = b.latent(spec.width, spec.height)
-    samples = b.ksampler(model, pos, neg, latent, steps=spec.steps, cfg=spec.cfg, sampler=spec.sampler,
-                         scheduler=spec.scheduler)
-    if spec.hires:
-        scale, denoise, steps = spec.hires
-        up = [b.add("LatentUpscaleBy", samples=samples, upscale_method="nearest-exact", scale_by=scale), 0]
-        samples = b.ksampler(model, pos, neg, up, steps=steps, cfg=spec.cfg, sampler=spec.sampler,
-                             scheduler=spec.scheduler, denoise=denoise)
-    image = b.decode(samples, vae)
-    if spec.face_restore:
-        loader = b.add("FaceRestoreModelLoader", model_name=spec.face_restore)
-        image = [b.add("FaceRestoreCFWithModel", facerestore_model=[loader, 0], image=image,
-                       facedetection="retinaface_resnet50", codeformer_fidelity=0.5), 0]
-    if spec.upscaler:
-        loader = b.add("UpscaleModelLoader", model_name=spec.upscaler)
-        image = [b.add("ImageUpscaleWithModel", upscale_model=[loader, 0], image=image), 0]
-        image = [b.add("ImageScaleBy", image=image, upscale_method="lanczos", scale_by=0.5), 0]
-    b.save(image, spec.id)
-    requires = [FACE_RESTORE_PACK] if spec.face_restore else []
-    models = FlowModels(checkpoint=spec.checkpoint, vae=spec.vae, loras=spec.loras, upscaler=spec.upscaler,
-                        face_restore=spec.face_restore)
-    return _flow(spec.id, spec.name, spec.description, spec.family, b, models=models, sampler=spec.sampler,
-                 scheduler=spec.scheduler, steps=spec.steps, cfg=spec.cfg, width=spec.width, height=spec.height,
-                 tags=spec.tags, requires=requires, source=spec.source)
-
-
-def _flow(id: str, name: str, description: str, family: Family, b: Builder, **kw: Any) -> Flow:
-    source = kw.pop("source", None)
-    slots = Slots(**b.slots, output=b.outputs)
-    return Flow(id=id, name=name, description=description, family=family, slots=slots, graph=b.nodes,
-                provenance=Provenance(kind="hand-built", source=source), **kw)
 
 
 # -- the flows -----------------------------------------------------------------------------------
@@ -336,7 +174,7 @@ def sdxl_refiner() -> Flow:
     b.slot("seed", base, "noise_seed")
     b.slot("seed", ref, "noise_seed")
     b.save(b.decode([ref, 0], vae), "sdxl-refiner")
-    return _flow("sdxl-refiner", "SDXL base + refiner", "SDXL base for 20 of 25 steps, then the SDXL refiner finishes "
+    return make_flow("sdxl-refiner", "SDXL base + refiner", "SDXL base for 20 of 25 steps, then the SDXL refiner finishes "
                  "(KSamplerAdvanced hand-off).", Family.SDXL_REFINER, b,
                  models=FlowModels(checkpoint=SDXL, refiner=SDXL_REFINER), sampler="dpmpp_2m", scheduler="karras",
                  steps=25, cfg=7.0, tags=["general", "detailed"], source=HF + "stabilityai/stable-diffusion-xl-refiner-1.0")
@@ -353,7 +191,7 @@ def sdxl_turbo() -> Flow:
                 sampler=[sampler, 0], sigmas=[sigmas, 0], latent_image=latent)
     b.slot("seed", out, "noise_seed")
     b.save(b.decode([out, 0], vae), "sdxl-turbo")
-    return _flow("sdxl-turbo", "SDXL Turbo (1 step)", "SDXL Turbo: one step at 512x512, no CFG.", Family.SDXL, b,
+    return make_flow("sdxl-turbo", "SDXL Turbo (1 step)", "SDXL Turbo: one step at 512x512, no CFG.", Family.SDXL, b,
                  models=FlowModels(checkpoint="sd_xl_turbo_1.0_fp16.safetensors"), sampler="euler_ancestral",
                  steps=1, cfg=1.0, width=512, height=512, tags=["fast", "general"], source=HF + "stabilityai/sdxl-turbo")
 
@@ -366,7 +204,7 @@ def sdxl_dpo() -> Flow:
     pos, neg = b.encode(clip, "", "positive"), b.encode(clip, NEG_GENERIC, "negative")
     samples = b.ksampler(model, pos, neg, b.latent(1024, 1024), steps=30, cfg=7.0, sampler="dpmpp_2m", scheduler="karras")
     b.save(b.decode(samples, vae), "sdxl-dpo")
-    return _flow("sdxl-dpo", "DPO-SDXL", "SDXL with the Diffusion-DPO UNet (preference-tuned on Pick-a-Pic), SDXL text "
+    return make_flow("sdxl-dpo", "DPO-SDXL", "SDXL with the Diffusion-DPO UNet (preference-tuned on Pick-a-Pic), SDXL text "
                  "encoders and VAE.", Family.SDXL, b, models=FlowModels(checkpoint=SDXL, unet=unet), sampler="dpmpp_2m",
                  scheduler="karras", steps=30, cfg=7.0, tags=["general", "detailed"],
                  source=HF + "mhdang/dpo-sdxl-text2image-v1")
@@ -382,7 +220,7 @@ def sd35(id: str, ckpt: str, steps: int, cfg: float, tags: list[str], desc: str)
     samples = b.ksampler(model, pos, neg, b.latent(1024, 1024, "EmptySD3LatentImage"), steps=steps, cfg=cfg,
                          sampler="euler", scheduler="sgm_uniform")
     b.save(b.decode(samples, vae), id)
-    return _flow(id, desc.split(":")[0], desc, Family.SD3, b, models=FlowModels(checkpoint=ckpt, clip=clips),
+    return make_flow(id, desc.split(":")[0], desc, Family.SD3, b, models=FlowModels(checkpoint=ckpt, clip=clips),
                  sampler="euler", scheduler="sgm_uniform", steps=steps, cfg=cfg, tags=tags,
                  source=HF + "stabilityai/" + ckpt.split(".safetensors")[0].replace("sd3.5_", "stable-diffusion-3.5-").replace("_", "-"))
 
@@ -422,7 +260,7 @@ def flux(id: str, name: str, desc: str, *, unet: str | None, ckpt: str | None = 
     b.save(image, id)
     models = FlowModels(checkpoint=ckpt, unet=unet, clip=[] if ckpt else clips, vae=None if ckpt else "ae.safetensors",
                         loras=[lora] if lora else [], upscaler=upscaler)
-    return _flow(id, name, desc, Family.FLUX, b, models=models, sampler="euler", scheduler="simple", steps=steps,
+    return make_flow(id, name, desc, Family.FLUX, b, models=models, sampler="euler", scheduler="simple", steps=steps,
                  cfg=1.0, tags=tags, source=source)
 
 
@@ -440,7 +278,7 @@ def cascade() -> Flow:
     zero = [b.add("ConditioningZeroOut", conditioning=neg), 0]
     stage_b = b.ksampler(model_b, cond_b, zero, [lat, 1], steps=10, cfg=1.1, sampler="euler_ancestral", scheduler="simple")
     b.save(b.decode(stage_b, vae), "cascade")
-    return _flow("cascade", "Stable Cascade", "Stable Cascade: stage C (20 steps) then stage B (10 steps).", Family.CASCADE, b,
+    return make_flow("cascade", "Stable Cascade", "Stable Cascade: stage C (20 steps) then stage B (10 steps).", Family.CASCADE, b,
                  models=FlowModels(checkpoint="stable_cascade_stage_c.safetensors",
                                    other=["stable_cascade_stage_b.safetensors"]),
                  sampler="euler_ancestral", scheduler="simple", steps=20, cfg=4.0,
@@ -462,7 +300,7 @@ def pixart(id: str, name: str, desc: str, unet: str, vae: str, *, steps: int, cf
     samples = b.ksampler(model, pos, neg, b.latent(1024, 1024), steps=steps, cfg=cfg,
                          sampler="lcm" if lcm else "euler", scheduler="sgm_uniform" if lcm else "normal")
     b.save(b.decode(samples, vae_l), id)
-    return _flow(id, name, desc, Family.PIXART, b, models=FlowModels(unet=unet, clip=[t5], vae=vae),
+    return make_flow(id, name, desc, Family.PIXART, b, models=FlowModels(unet=unet, clip=[t5], vae=vae),
                  sampler="lcm" if lcm else "euler", scheduler="sgm_uniform" if lcm else "normal", steps=steps,
                  cfg=cfg, tags=tags, source=source)
 
@@ -501,7 +339,7 @@ def dit(id: str, name: str, desc: str, family: Family, *, unet: str | None = Non
     b.save(b.decode(samples, vae_l), id)
     clips = [v for k, v in sorted((clip_node or ("", {}))[1].items()) if k.startswith("clip_name")]
     models = FlowModels(checkpoint=ckpt, unet=unet, clip=clips, vae=vae)
-    return _flow(id, name, desc, family, b, models=models, sampler=sampler, scheduler=scheduler, steps=steps, cfg=cfg,
+    return make_flow(id, name, desc, family, b, models=models, sampler=sampler, scheduler=scheduler, steps=steps, cfg=cfg,
                  width=size, height=size, tags=tags, source=source)
 
 
@@ -593,6 +431,10 @@ def all_flows() -> list[Flow]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", type=Path, required=True,
+                    help="folder for the flow JSON files (flow_library/flows/base to update the source tree)")
+    out_dir = ap.parse_args(argv).out
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     flows = all_flows()
     schema = NodeSchema.bundled()
@@ -601,15 +443,15 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"duplicate ids: {sorted({i for i in ids if ids.count(i) > 1})}")
     for flow in flows:
         ensure_valid(flow.graph, schema, what=f"flow {flow.id}")
-    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
     keep = {f"{f.id}.json" for f in flows}
-    for old in OUT_DIR.glob("*.json"):
+    for old in out_dir.glob("*.json"):
         if old.name not in keep:
             old.unlink()
     for flow in flows:
         data = flow.model_dump(mode="json", exclude_defaults=False)
-        (OUT_DIR / f"{flow.id}.json").write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    log.info("wrote %d base flows to %s", len(flows), OUT_DIR)
+        (out_dir / f"{flow.id}.json").write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    log.info("wrote %d base flows to %s", len(flows), out_dir)
     return 0
 
 
