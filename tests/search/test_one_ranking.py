@@ -13,7 +13,7 @@ from PIL import Image
 from search_helpers import CKPT
 
 from comfygen.evals.prompts import Prompt
-from comfygen.evals.special import _planner_search
+from comfygen.evals.multi_run import _planner_search
 from comfygen.evals.strategies import SearchSpec, StrategySpec, build_strategies
 from comfygen.flow_library.library import FlowLibrary
 from comfygen.server.cli import main
