@@ -26,7 +26,7 @@ BATCH = 16
 
 def _open(path: str) -> Image.Image:
     """As stored: each scorer converts by its original's rule (``tools/scoring/preprocess.py``)."""
-    from ..tools.scoring.runs import load_images
+    from ..tools.scoring.stored_runs import load_images
 
     return load_images([path])[0]
 

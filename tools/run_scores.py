@@ -1,6 +1,6 @@
 """A run's scores as the run store keeps them: one typed record, whichever path scored the run.
 
-Four paths score runs: a generate job (MCP ``generate`` / ``get_run``), :mod:`comfygen.tools.scoring.runs`
+Four paths score runs: a generate job (MCP ``generate`` / ``get_run``), :mod:`comfygen.tools.scoring.stored_runs`
 (``comfygen score --run``, dataset builds), noise search (each candidate's verifier scores) and evaluations
 (one scorer's value added to an image). Each builds a :class:`RunScores` and hands it to
 :meth:`comfygen.tools.store.RunStore.set_scores`, the one writer, which also derives the run-level
@@ -160,7 +160,7 @@ def from_legacy(breakdown: dict[str, Any] | None, *, scores: dict[str, float], t
     """A schema-1 record's scores as :class:`RunScores`.
 
     Schema 1 stored ``score_breakdown`` in the shape of whichever path wrote it: a generate job's
-    ``{best, totals, raw}`` (or ``{skipped}``), ``scoring/runs.py``'s ``{aggregate, images, z, weights, stats}``,
+    ``{best, totals, raw}`` (or ``{skipped}``), ``scoring/stored_runs.py``'s ``{aggregate, images, z, weights, stats}``,
     a noise search's ``{noise_search, aggregation, candidates}``; evaluations merged their scorers into the
     ``scores`` column only. Scores found in the column but in no image go on the best image; a record with
     scores and no known shape becomes one image holding them.

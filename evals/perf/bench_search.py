@@ -44,7 +44,7 @@ from comfygen.tools.search.engine import SearchConfig, random_search, zero_order
 from comfygen.tools.search.generate import ComfyGenerator
 from comfygen.tools.scoring.ensemble import Ensemble
 from comfygen.tools.search.initial_noise import NoiseSpec, NoiseTerm, derive_seed, latent_shape, neighbour
-from comfygen.tools.search.verify import VerifierSet
+from comfygen.tools.search.verifiers import VerifierSet
 from comfygen.tools.settings import Settings
 from comfygen.tools.store import RunStore
 

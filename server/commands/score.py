@@ -44,7 +44,7 @@ def register(app: typer.Typer) -> None:
         """Score images with the ensemble: per-scorer raw and standardized scores, total and mean rank."""
         from ...tools.scoring.ensemble import Ensemble
         from ...tools.scoring.registry import build_scorers
-        from ...tools.scoring.runs import load_images
+        from ...tools.scoring.stored_runs import load_images
         from ...tools.settings import get_settings
 
         settings = get_settings()
@@ -54,7 +54,7 @@ def register(app: typer.Typer) -> None:
         ens = Ensemble(build_scorers(_names(scorers), settings, tiny=tiny, device=device), weights=weights,
                        settings=settings)
         if run:
-            from ...tools.scoring.runs import score_run
+            from ...tools.scoring.stored_runs import score_run
             from ...tools.store import RunStore
 
             with RunStore.from_settings(settings) as store:
@@ -130,13 +130,13 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Recompute the reference statistics on your own images and save them under $COMFYGEN_HOME."""
         from ...tools.scoring.ensemble import calibrate_stats, user_stats_path
-        from ...tools.scoring.runs import load_images
+        from ...tools.scoring.stored_runs import load_images
         from ...tools.scoring.registry import build_scorers
         from ...tools.settings import get_settings
 
         settings = get_settings()
         if from_store:
-            from ...tools.scoring.runs import stored_raw_scores
+            from ...tools.scoring.stored_runs import stored_raw_scores
             from ...tools.store import RunStore
 
             with RunStore.from_settings(settings) as store:

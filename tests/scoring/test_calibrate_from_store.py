@@ -1,7 +1,7 @@
 """`comfygen scorers calibrate --from-store` reads every scored run, whichever path scored it.
 
 Before the run store kept one typed score record, calibration read only the shape that
-``tools/scoring/runs.py`` wrote: runs scored by MCP ``generate``, by a noise search or by an evaluation
+``tools/scoring/stored_runs.py`` wrote: runs scored by MCP ``generate``, by a noise search or by an evaluation
 were silently left out. Here each of the four paths scores its own runs with known raw values, and the
 calibrated statistics must count all of them.
 """
@@ -24,10 +24,10 @@ from comfygen.tools.app.jobs import Job
 from comfygen.tools.app.progress import ProgressTracker
 from comfygen.tools.images import save_png_atomic
 from comfygen.tools.scoring.ensemble import ReferenceStats, ScoreResult, ScorerStats
-from comfygen.tools.scoring.runs import score_run, stored_raw_scores
+from comfygen.tools.scoring.stored_runs import score_run, stored_raw_scores
 from comfygen.tools.search.engine import Candidate, SearchConfig, SearchResult
 from comfygen.tools.search.initial_noise import NoiseSpec
-from comfygen.tools.search.run import _record_scores
+from comfygen.tools.search.flow_search import _record_scores
 from comfygen.tools.app.service import ComfyGen
 from comfygen.tools.settings import Settings, get_settings
 from comfygen.tools.store import RunStore

@@ -14,7 +14,7 @@ from comfygen.tools.scoring.clip_files import OPENAI_MARKS, clear_shared
 from comfygen.tools.scoring.clipscore import ClipScoreScorer
 from comfygen.tools.scoring.preprocess import resize_center_crop, resize_long_side_pad
 from comfygen.tools.scoring.registry import build_scorer
-from comfygen.tools.scoring.runs import load_images
+from comfygen.tools.scoring.stored_runs import load_images
 from golden_helpers import CPU, GOLD, TOL, E, S, grid, unpack_clip_tokenizer
 from PIL import Image
 

@@ -15,7 +15,7 @@ import fakecomfy_engine as eng
 from comfygen.flow_library.model import Flow
 from comfygen.tools.scoring.ensemble import Ensemble
 from comfygen.tools.search.initial_noise import NoiseSpec, realise
-from comfygen.tools.search.verify import VerifierSet
+from comfygen.tools.search.verifiers import VerifierSet
 
 REPO = Path(__file__).resolve().parents[2]
 CKPT = "v1-5-pruned-emaonly.safetensors"

@@ -17,7 +17,7 @@ from comfygen.tools.search.graphs import pack_graph
 from comfygen.tools.search.nodepack import NODE, NODE_SOURCE, install_nodes, noises_json
 from comfygen.tools.search.initial_noise import (NoiseSpec, NoiseTerm, discrete_sigma_max, eps_start_scale, latent_shape,
                                          neighbour, realise)
-from comfygen.tools.search.run import run_search
+from comfygen.tools.search.flow_search import run_search
 from comfygen.tools.settings import Settings
 from comfygen.tools.store import RunStore
 from fakecomfy import FakeComfyUI

@@ -11,7 +11,7 @@ from search_helpers import CKPT, OnePool, TargetScorer, sd15_flow, verifiers
 
 from comfygen.tools.search.engine import SearchConfig
 from comfygen.tools.search.initial_noise import NoiseSpec, discrete_sigma_max, eps_start_scale, latent_shape, realise
-from comfygen.tools.search.run import run_search
+from comfygen.tools.search.flow_search import run_search
 from comfygen.tools.settings import Settings
 from comfygen.tools.store import RunStore
 from fakecomfy import FakeComfyUI
@@ -185,7 +185,7 @@ async def test_patience_stops_early_and_progress_reports_best(tmp_path):
 
 @pytest.mark.parametrize("algorithm", ["random", "zero-order"])
 async def test_winner_regenerates_alone_from_the_same_noise_with_more_steps(tmp_path, algorithm):
-    from comfygen.tools.search.run import regenerate
+    from comfygen.tools.search.flow_search import regenerate
 
     scorer = TargetScorer(target_field())
     cfg = SearchConfig(algorithm=algorithm, candidates=6, neighbours=3, batch=6, seed=11)

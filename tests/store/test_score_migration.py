@@ -1,7 +1,7 @@
 """Run stores of schema 1 (one untyped score shape per scoring path) open as schema 2 with typed scores.
 
 The old file is built with raw SQL, as comfygen up to schema 1 wrote it, with a row in each shape: a
-generate job's (scored, and unscored with the reason), ``tools/scoring/runs.py``'s, a noise search's, and
+generate job's (scored, and unscored with the reason), ``tools/scoring/stored_runs.py``'s, a noise search's, and
 scores an evaluation merged into the ``scores`` column (alone, and on top of a job's breakdown).
 """
 
@@ -11,7 +11,7 @@ import json
 import sqlite3
 
 import pytest
-from comfygen.tools.scoring.runs import stored_raw_scores
+from comfygen.tools.scoring.stored_runs import stored_raw_scores
 from comfygen.tools.store import SCHEMA_VERSION, RunStore
 
 SCHEMA_1 = """

@@ -27,7 +27,7 @@ from .service import ComfyGen, check_prompt
 if TYPE_CHECKING:
     from ..scoring.ensemble import Ensemble
     from ..search.engine import SearchConfig, SearchProgress, SearchResult
-    from ..search.verify import Aggregation
+    from ..search.verifiers import Aggregation
 
 Algorithm = Literal["random", "zero-order"]
 
@@ -54,8 +54,8 @@ async def search_flow(cg: ComfyGen, flow: Flow, prompt: str, config: SearchConfi
 
     ``aggregation``: ``ensemble`` ranks by the ensemble's total, ``mean_rank`` by its mean rank over the
     candidates. Writes the contact sheet and ``summary.json`` (to ``out_dir``, default under the outputs)."""
-    from ..search.run import run_search
-    from ..search.verify import VerifierSet
+    from ..search.flow_search import run_search
+    from ..search.verifiers import VerifierSet
 
     verifiers = VerifierSet(await search_ensemble(cg), method=aggregation)
     return await run_search(flow, prompt, config, verifiers=verifiers, pool=cg.pool, store=cg.store,

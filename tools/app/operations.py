@@ -25,7 +25,7 @@ from .jobs import CancelCheck
 from .models import CategoriesOut, FlowOut, RunOut, ScoresOut, ScoreTableOut, SearchOut, StatusOut, SuggestOut
 from .progress import ReportFn
 from .requests import (
-    FlowRequest, GenerateRequest, NoArgs, Request, RunRequest, ScoreRequest, ScoreTableRequest, SearchRequest,
+    FlowRequest, GenerateRequest, GetRunRequest, NoArgs, Request, ScoreRequest, ScoreTableRequest, SearchRequest,
     SuggestRequest, parse_size,
 )
 from .service import ComfyGen
@@ -128,7 +128,7 @@ async def _status(cg: ComfyGen, _req: NoArgs, _call: Call) -> StatusOut:
     return await cg.status()
 
 
-async def _get_run(cg: ComfyGen, req: RunRequest, call: Call) -> RunOut:
+async def _get_run(cg: ComfyGen, req: GetRunRequest, call: Call) -> RunOut:
     return await cg.get_run(req.run_id, wait_s=req.wait_s, report=call.report, cancel_if=call.cancel_if)
 
 
@@ -180,7 +180,7 @@ OPERATIONS: dict[str, Operation[Any, Any]] = {op.name: op for op in [
     Operation("get_run", "Get (or wait for) a run",
               "A run's status, scores and image. For a run that was still going when generate returned, this waits "
               "for it (up to wait_s) and returns the image when it is done.",
-              RunRequest, RunOut, _get_run, hints=Hints(read_only=True, open_world=True), image=_run_image),
+              GetRunRequest, RunOut, _get_run, hints=Hints(read_only=True, open_world=True), image=_run_image),
     Operation("noise_search", "Search noises for a better image",
               "Generate many candidates from different initial noises, score them all, return the best one "
               "(preview, scores, run id, path). Slower than generate, and better when one image must be as good "

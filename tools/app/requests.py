@@ -123,7 +123,7 @@ class FullRangeGenerateRequest(GenerateRequest):
                                           ge=0)] = None
 
 
-class RunRequest(Request):
+class GetRunRequest(Request):
     run_id: Annotated[str, Field(description="The run id that generate (or noise_search) returned.",
                                  min_length=1, max_length=100)]
     wait_s: Annotated[float, Field(description="Seconds to wait if the run is still going.",

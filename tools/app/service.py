@@ -409,7 +409,7 @@ class ComfyGen:
             return None, f"{e.message}" + (f" ({e.hint})" if e.hint else "")
 
         def run() -> list[Any]:
-            from ..scoring.runs import load_images  # as stored: each scorer converts by its original's rule
+            from ..scoring.stored_runs import load_images  # as stored: each scorer converts by its original's rule
 
             images = load_images(paths)
             return list(ensemble.score(images, [prompt] * len(images)))

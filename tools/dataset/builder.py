@@ -121,7 +121,7 @@ def ensemble_score_fn(store: RunStore, ensemble: Ensemble) -> ScoreFn:
     """Score a finished run with an :class:`Ensemble` (mean over its images); writes scores to the store."""
     import asyncio
 
-    from ..scoring.runs import score_run
+    from ..scoring.stored_runs import score_run
 
     async def score(record: Any) -> tuple[float, dict[str, float]]:
         results = await asyncio.to_thread(score_run, store, record.id, ensemble)

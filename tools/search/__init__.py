@@ -8,8 +8,8 @@ Candidates are ranked by a :class:`verify.VerifierSet`, a view of the scoring en
 
 from .engine import Candidate, SearchConfig, SearchProgress, SearchResult, random_search, search, zero_order_search
 from .initial_noise import NoiseSpec, NoiseTerm
-from .run import regenerate, run_search
-from .verify import VerifierSet
+from .flow_search import regenerate, run_search
+from .verifiers import VerifierSet
 
 __all__ = ["Candidate", "NoiseSpec", "NoiseTerm", "SearchConfig", "SearchProgress", "SearchResult", "VerifierSet",
            "random_search", "regenerate", "run_search", "search", "zero_order_search"]

@@ -27,7 +27,7 @@ from pydantic import BaseModel, Field
 from ..callbacks import notify
 from .generate import Generated, Mode
 from .initial_noise import NoiseSpec, NoiseTerm, derive_seed, latent_shape, neighbour
-from .verify import VerifierSet
+from .verifiers import VerifierSet
 
 log = logging.getLogger(__name__)
 

@@ -144,7 +144,7 @@ class ComfyGenerator:
                             hint="the flow must save exactly one image per batch item (one output node)")
 
         def load() -> list[Image.Image]:
-            from ..scoring.runs import load_images  # as stored: each verifier converts by its original's rule
+            from ..scoring.stored_runs import load_images  # as stored: each verifier converts by its original's rule
 
             return load_images([o.path for o in outs])
 

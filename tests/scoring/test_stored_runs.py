@@ -8,7 +8,7 @@ from scoring_helpers import images
 from comfygen.tools.errors import ScoringError
 from comfygen.tools.images import save_png_atomic
 from comfygen.tools.scoring.ensemble import Ensemble
-from comfygen.tools.scoring.runs import score_run, score_runs
+from comfygen.tools.scoring.stored_runs import score_run, score_runs
 from comfygen.tools.store import RunStore
 
 

@@ -19,7 +19,7 @@ from .graphs import find_noise_sampler, latent_graph, pack_graph
 from .nodepack import NODE, PACK
 from .initial_noise import NoiseSpec
 from .report import write_outputs
-from .verify import VerifierSet
+from .verifiers import VerifierSet
 
 if TYPE_CHECKING:
     from ..comfy.pool import EndpointPool

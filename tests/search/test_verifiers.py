@@ -10,7 +10,7 @@ from PIL import Image
 
 from comfygen.tools.errors import ScoringError
 from comfygen.tools.scoring.ensemble import Ensemble
-from comfygen.tools.search.verify import VerifierSet
+from comfygen.tools.search.verifiers import VerifierSet
 
 
 class Red:
