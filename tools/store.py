@@ -32,6 +32,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from .errors import StoreError
+from .files import pid_alive
 from .run_scores import RunScores, legacy_row_scores, migrate_schema1
 
 log = logging.getLogger(__name__)
@@ -162,17 +163,6 @@ def new_run_id(now: float | None = None) -> str:
     """Sortable, readable run ids: ``20261122-214900-3f9a2c1b``."""
     t = _dt.datetime.fromtimestamp(time.time() if now is None else now, tz=_dt.timezone.utc)
     return f"{t:%Y%m%d-%H%M%S}-{secrets.token_hex(4)}"
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process with this id exists on this host (it may belong to another user)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 LOW_SPACE = 1024 * 1024  # below this much free space, an I/O error of SQLite is taken for a full disk

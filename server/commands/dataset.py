@@ -65,7 +65,7 @@ def _run_build(items: list, out: Path, tiny_scorers: bool, width: int | None, he
 
             common = dict(library=library, store=store, settings=settings, score=ensemble_score_fn(store, ensemble),
                           width=width, height=height, on_progress=progress)
-            async with EndpointPool(settings.comfyui_urls) as pool:
+            async with EndpointPool.from_settings(settings) as pool:
                 if halving is not None:
                     return await build_halving(**halving, out=out, pool=pool, **common)
                 return await build(items, out, pool=pool, **common)

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ..callbacks import call as call_back
 from .llm import LLM, Message, ToolCall, ToolResult, ToolSpec
 
 logger = logging.getLogger(__name__)
@@ -75,11 +76,8 @@ def _better(a: dict[str, Any] | None, b: dict[str, Any]) -> bool:
 
 
 async def _emit(on_event: EventFn | None, event: AgentEvent) -> None:
-    if on_event is None:
-        return
-    out = on_event(event)
-    if out is not None:
-        await out
+    if on_event is not None:
+        await call_back(on_event, event)  # the caller's own hook: what it raises is the caller's to see
 
 
 async def run_ic(llm: LLM, toolbox: ToolBox, request: str, *, budget: int = 3, max_steps: int = 16,

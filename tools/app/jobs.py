@@ -254,7 +254,7 @@ def lookup(store: RunStore, run_id: str) -> RunRecord:
 
 def driven_elsewhere(record: RunRecord, store: RunStore) -> bool:
     """Whether a live process other than this one drives the run (same host, its pid still exists)."""
-    from ..store import pid_alive
+    from ..files import pid_alive
 
     return (record.pid is not None and record.pid != os.getpid() and record.host == getattr(store, "host", None)
             and pid_alive(record.pid))

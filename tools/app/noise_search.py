@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from ...flow_library.model import Flow
+from ..callbacks import call
 from ..errors import ComfyGenError, GuardError, ScoringError
 from .jobs import record_to_out
 from .models import RunOut, SearchOut, SearchStepOut
@@ -92,10 +93,8 @@ async def noise_search(cg: ComfyGen, prompt: str, *, flow_id: str | None = None,
         if tracker.report is not None:
             detail = ", ".join(f"{k} {v:.3f}" for k, v in p.best_raw.items())
             try:
-                out = tracker.report(p.done, p.budget, f"{p.done}/{p.budget} candidates, best so far #{p.best_id}: "
-                                                       f"{detail}")
-                if out is not None:
-                    await out
+                await call(tracker.report, p.done, p.budget,
+                           f"{p.done}/{p.budget} candidates, best so far #{p.best_id}: {detail}")
             except Exception:  # noqa: BLE001 - a caller that went away must not end the search
                 tracker.report = None
 

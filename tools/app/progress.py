@@ -8,11 +8,12 @@ sampler starts).
 
 from __future__ import annotations
 
-import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from ..callbacks import call
 
 logger = logging.getLogger(__name__)
 
@@ -109,9 +110,7 @@ class ProgressTracker:
             progress = self._last_sent + 0.001
         self._last_sent = progress
         try:
-            out = self.report(progress, total, message or s.describe())
-            if inspect.isawaitable(out):
-                await out
+            await call(self.report, progress, total, message or s.describe())
         except Exception:  # a client that went away must not fail the run
             logger.debug("progress report failed", exc_info=True)
             self.report = None

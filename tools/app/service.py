@@ -107,8 +107,7 @@ class ComfyGen:
         if self._pool is None and self.settings.comfyui_urls:
             from ..comfy.pool import EndpointPool
 
-            self._pool = EndpointPool(list(self.settings.comfyui_urls), connect_timeout=self.settings.connect_timeout_s,
-                                      read_timeout=self.settings.read_timeout_s)
+            self._pool = EndpointPool.from_settings(self.settings)
             await self._pool.__aenter__()
         return self
 

@@ -41,7 +41,7 @@ def resolve_config(config: SearchConfig, flow: Flow, settings: Settings | None =
         upd["latent_channels"] = latent_channels(flow.family)
     cfg = config.model_copy(update=upd)
     if cfg.batch is None:
-        cap = int(getattr(settings, "max_batch", 64) or 64)
+        cap = settings.max_batch
         cfg = cfg.model_copy(update={"batch": default_batch(flow.family, cfg.width, cfg.height, max_batch=cap)})
     return cfg
 
