@@ -27,13 +27,16 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
 from .errors import StoreError
 from .files import pid_alive
 from .run_scores import RunScores, legacy_row_scores, migrate_schema1
+
+if TYPE_CHECKING:
+    from .settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -258,7 +261,7 @@ class RunStore:
             log.info("removed %d temp file(s) left by killed writers under %s", len(removed), self.path.parent)
 
     @classmethod
-    def from_settings(cls, settings: Any) -> "RunStore":
+    def from_settings(cls, settings: Settings) -> RunStore:
         return cls(settings.store_path)
 
     def close(self) -> None:

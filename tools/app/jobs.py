@@ -31,7 +31,7 @@ from typing import Any
 
 from ..errors import StoreError
 from ..store import RunRecord, RunStore
-from .models import MAX_SAFE_SEED, CandidateOut, RunOut, ScoresOut
+from .models import MAX_SAFE_SEED, CandidateOut, RunOut, ScoresOut, SearchOut
 from .progress import ProgressTracker, ReportFn
 
 logger = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ class Job:
     created: asyncio.Event = field(default_factory=asyncio.Event)
     kind: str = "run"  # or "search"
 
-    def set_record(self, record: Any) -> None:
+    def set_record(self, record: RunRecord) -> None:
         self.run_id = str(record.id)
         self.created.set()
 
@@ -106,7 +106,8 @@ class RunJobs:
         job.created.set()
 
     # ------------------------------------------------------------------ waiting
-    async def wait(self, job: Job, wait_s: float | None, *, cancel_if: CancelCheck | None = None) -> Any:
+    async def wait(self, job: Job, wait_s: float | None, *, cancel_if: CancelCheck | None = None
+                   ) -> RunOut | SearchOut:
         """The job's result, or after ``wait_s`` a "running" reply with its id (the job goes on).
 
         When the waiting call is cancelled, the job is cancelled only if ``cancel_if`` is None or says
@@ -191,7 +192,7 @@ class RunJobs:
         return job.task.result()
 
     @staticmethod
-    def _as_run(job: Job, out: Any) -> RunOut:
+    def _as_run(job: Job, out: RunOut | SearchOut) -> RunOut:
         """A search's result as get_run's reply: the best image's run, with what the search did."""
         if isinstance(out, RunOut):
             return out
@@ -213,7 +214,7 @@ class RunJobs:
                                  f"run_id={run_id!r} again"})
             await asyncio.sleep(WATCH_EVERY_S)
 
-    def _stored(self, record: Any) -> RunOut:
+    def _stored(self, record: RunRecord) -> RunOut:
         return record_to_out(record, **stored_scores(record))
 
     def _resume(self, record: RunRecord, resume: Resume) -> Job:

@@ -15,10 +15,13 @@ from .models import DetectedCategory
 if TYPE_CHECKING:
     from ...flow_library.score_table import ScoreTable
     from ..planner import Planner
+    from ..planner.coverage import FlowPrediction
+    from ..planner.planner import Prediction
 
 
 def rank_flows(planner: Planner, prompt: str, library: FlowLibrary, *, k: int, allowed: set[str],
-               target_score: float | None = None, user: dict[str, tuple[float, float, int]] | None = None) -> list[Any]:
+               target_score: float | None = None, user: dict[str, tuple[float, float, int]] | None = None
+               ) -> list[FlowPrediction] | list[Prediction]:
     """A planner's best ``k`` flows of ``allowed`` for a prompt, best first (each with ``flow_id`` and ``score``).
 
     The bundled planner ranks the whole library, every flow with its provenance (and the user's own
@@ -48,7 +51,7 @@ def table_why(table: ScoreTable, flow: Flow, cats: list[DetectedCategory], sourc
     return f"{family}{'; ' + tags if tags else ''}{by.get(source, '')}"
 
 
-def planner_why(flow: Flow, p: Any, cats: list[DetectedCategory], planner: Planner) -> str:
+def planner_why(flow: Flow, p: FlowPrediction, cats: list[DetectedCategory], planner: Planner) -> str:
     """One line on a planner pick: its provenance, prediction and interval on the joint scale, whose ratings."""
     kind = f"'{cats[0].id}' prompt" if cats else "prompt"
     if p.provenance == "none":

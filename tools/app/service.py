@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from ...flow_library.score_table import ScoreTable
     from ..comfy.pool import EndpointPool
     from ..planner import Planner
-    from ..scoring.ensemble import Ensemble
+    from ..scoring.ensemble import Ensemble, ScoreResult
     from ..store import RunRecord, RunStore
 
 logger = logging.getLogger(__name__)
@@ -400,14 +400,14 @@ class ComfyGen:
                          missing_count=counts["missing"], hint=hint)
 
     # ---------------------------------------------------------------- scoring
-    async def score_images(self, paths: list[Path], prompt: str) -> tuple[list[Any] | None, str | None]:
+    async def score_images(self, paths: list[Path], prompt: str) -> tuple[list[ScoreResult] | None, str | None]:
         """Score images; returns (results, None) or (None, why scoring was skipped). Never raises for weights."""
         try:
             ensemble = await self.scorer()
         except ComfyGenError as e:
             return None, f"{e.message}" + (f" ({e.hint})" if e.hint else "")
 
-        def run() -> list[Any]:
+        def run() -> list[ScoreResult]:
             from ..scoring.stored_runs import load_images  # as stored: each scorer converts by its original's rule
 
             images = load_images(paths)
