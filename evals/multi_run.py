@@ -102,21 +102,18 @@ def _search_service(cfg: Any, st: Strategy, *, settings: Settings, pool: Endpoin
 
 
 async def _agent(cfg: Any, st: Strategy, p: Prompt, seed: int, *, settings: Any, pool: Any, store: Any) -> Sample:
-    from ..tools.agent import loop as agent_loop
     from ..tools.agent.llm import make_llm
+    from ..tools.agent.loop import run_ic
+    from ..tools.agent.toolbox import LocalToolBox
     from ..tools.app.service import ComfyGen
 
     spec = st.spec.agent
     assert spec is not None
-    toolbox_cls = getattr(agent_loop, "LocalToolBox", None)
-    if toolbox_cls is None:
-        raise ComfyGenError("this install has no in-process tool box for the agent loop",
-                            hint="update comfygen, or drop the agent strategy")
     llm = make_llm(spec.provider, model=spec.model, base_url=spec.base_url)
     request = (f"Make this image: {p.text}\nUse seed {seed} for every generate call "
                f"(the evaluation compares methods on the same seeds).")
     async with ComfyGen(settings, pool=pool, store=store) as cg:
-        result = await agent_loop.run_ic(llm, toolbox_cls(cg), request, budget=spec.max_attempts)
+        result = await run_ic(llm, LocalToolBox(cg), request, budget=spec.max_attempts)
     best = result.best or {}
     run_id = best.get("run_id")
     if not run_id:

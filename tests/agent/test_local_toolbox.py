@@ -10,7 +10,8 @@ from mcp_helpers import library_models, pixel_scorers, shared_library
 
 from comfygen.server.app import build_server
 from comfygen.tools.agent.llm import OpenAILLM
-from comfygen.tools.agent.loop import LocalToolBox, run_ic
+from comfygen.tools.agent.loop import run_ic
+from comfygen.tools.agent.toolbox import LocalToolBox
 from comfygen.tools.app.operations import OPERATIONS
 from comfygen.tools.app.service import ComfyGen
 from comfygen.tools.settings import Settings

@@ -2,7 +2,7 @@
 and tries again within a budget of generations.
 
 The loop only needs a ``ToolBox`` (list tools, call one). ``comfygen chat`` gives it the MCP server's
-tools over stdio; the eval harness can give it :class:`LocalToolBox` over an in-process ``ComfyGen``.
+tools over stdio; the eval harness gives it ``toolbox.LocalToolBox``, the same tools over an in-process ``ComfyGen``.
 """
 
 from __future__ import annotations
@@ -147,11 +147,3 @@ def _run_of(res: ToolResult) -> dict[str, Any] | None:
     best = s.get("best")
     return best if isinstance(best, dict) and "run_id" in best else None
 
-
-def __getattr__(name: str) -> Any:
-    # ``from comfygen.tools.agent.loop import LocalToolBox`` (the in-process ToolBox lives in toolbox.py)
-    if name == "LocalToolBox":
-        from .toolbox import LocalToolBox
-
-        return LocalToolBox
-    raise AttributeError(name)
