@@ -37,7 +37,8 @@ def register_resources(mcp: MCPServer, cg: ComfyGen) -> None:
         record = _record(cg, run_id)
         if not record.outputs:
             raise ResourceError(f"run {run_id} has no image yet (status {record.status}); wait with get_run")
-        best = _best_output(record)
+        best = record.best_output
+        assert best is not None  # it has outputs
         path = Path(best.path)
         if not path.is_file():
             raise ResourceError(f"the image of run {run_id} is gone from {path}")
@@ -67,12 +68,6 @@ def _record(cg: ComfyGen, run_id: str):
         return cg.record(run_id)
     except ComfyGenError as e:
         raise ResourceError(str(e)) from e
-
-
-def _best_output(record):
-    index = record.scoring.best if record.scoring is not None else None
-    outputs = record.outputs
-    return outputs[index] if isinstance(index, int) and 0 <= index < len(outputs) else outputs[0]
 
 
 MAKE_IMAGE = """Make an image for this request: {request}

@@ -148,6 +148,14 @@ class RunRecord(BaseModel):
     error: RunError | None = None
 
     @property
+    def best_output(self) -> OutputFile | None:
+        """The image its scoring chose (the first when unscored); None when it has no image."""
+        if not self.outputs:
+            return None
+        index = self.scoring.best if self.scoring is not None else None
+        return self.outputs[index] if isinstance(index, int) and 0 <= index < len(self.outputs) else self.outputs[0]
+
+    @property
     def resumable(self) -> bool:
         """Not finished, and ComfyUI may still hold the result (the prompt id is known).
 
