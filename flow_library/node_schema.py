@@ -207,6 +207,34 @@ class ValidationReport:
         return "\n".join(lines)
 
 
+def convert_value(name: str, spec: list, input_type: Any, extra: dict, val: Any) -> tuple[Any, list[dict]]:
+    """A widget value converted to its type and checked against min/max, as ComfyUI's validator does (every
+    version): (converted value, []) or (the value, [its error]). A float seed (5.5) truncates; a numeric
+    string parses."""
+    try:
+        if input_type == "INT":
+            val = int(val)
+        elif input_type == "FLOAT":
+            val = float(val)
+        elif input_type == "STRING":
+            val = str(val)
+        elif input_type == "BOOLEAN":
+            val = bool(val)
+    except Exception as ex:  # noqa: BLE001 - mirrors ComfyUI's catch-all conversion
+        return val, [{"type": "invalid_input_type", "message": f"Failed to convert an input value to a {input_type} value",
+                      "details": f"{name}, {val}, {ex}",
+                      "extra_info": {"input_name": name, "input_config": spec, "received_value": val,
+                                     "exception_message": str(ex)}}]
+    if input_type in ("INT", "FLOAT"):
+        if "min" in extra and val < extra["min"]:
+            return val, [{"type": "value_smaller_than_min", "message": f"Value {val} smaller than min of {extra['min']}",
+                          "details": name, "extra_info": {"input_name": name, "input_config": spec, "received_value": val}}]
+        if "max" in extra and val > extra["max"]:
+            return val, [{"type": "value_bigger_than_max", "message": f"Value {val} bigger than max of {extra['max']}",
+                          "details": name, "extra_info": {"input_name": name, "input_config": spec, "received_value": val}}]
+    return val, []
+
+
 def _top(type_: str, message: str, details: str = "") -> dict[str, Any]:
     return {"type": type_, "message": message, "details": details, "extra_info": {}}
 

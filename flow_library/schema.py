@@ -30,8 +30,8 @@ from typing import Any
 
 from .errors import FlowValidationError
 from .model import Graph
-from .node_schema import (CUSTOM_FILE_CHECKS, NodeSchema, ValidationReport, _top, combo_options, file_folder,
-                          finish_report, validate_outputs)
+from .node_schema import (CUSTOM_FILE_CHECKS, NodeSchema, ValidationReport, _top, combo_options, convert_value,
+                          file_folder, finish_report, validate_outputs)
 
 __all__ = ["NodeSchema", "ValidationReport", "combo_options", "ensure_valid", "file_folder", "finish_report",
            "validate_graph", "validate_outputs"]
@@ -110,27 +110,9 @@ class _Validator:
 
     def _value_errors(self, class_type: str, name: str, spec: list, input_type: Any, extra: dict,
                       val: Any) -> list[dict]:
-        try:
-            if input_type == "INT":
-                val = int(val)  # as ComfyUI does: a float seed (5.5) truncates, a numeric string parses
-            elif input_type == "FLOAT":
-                val = float(val)
-            elif input_type == "STRING":
-                val = str(val)
-            elif input_type == "BOOLEAN":
-                val = bool(val)
-        except Exception as ex:  # noqa: BLE001 - mirrors ComfyUI's catch-all conversion
-            return [{"type": "invalid_input_type", "message": f"Failed to convert an input value to a {input_type} value",
-                     "details": f"{name}, {val}, {ex}",
-                     "extra_info": {"input_name": name, "input_config": spec, "received_value": val,
-                                    "exception_message": str(ex)}}]
-        if input_type in ("INT", "FLOAT"):
-            if "min" in extra and val < extra["min"]:
-                return [{"type": "value_smaller_than_min", "message": f"Value {val} smaller than min of {extra['min']}",
-                         "details": name, "extra_info": {"input_name": name, "input_config": spec, "received_value": val}}]
-            if "max" in extra and val > extra["max"]:
-                return [{"type": "value_bigger_than_max", "message": f"Value {val} bigger than max of {extra['max']}",
-                         "details": name, "extra_info": {"input_name": name, "input_config": spec, "received_value": val}}]
+        val, errors = convert_value(name, spec, input_type, extra, val)
+        if errors:
+            return errors
         options = combo_options(spec)
         if options is not None and spec[0] == "COMBO" and not self.check_v3:
             return []

@@ -31,7 +31,9 @@ from __future__ import annotations
 from typing import Any
 
 from .model import Graph
-from .node_schema import NodeSchema, ValidationReport, _top, combo_options, file_folder, finish_report, validate_outputs
+from .node_schema import (
+    NodeSchema, ValidationReport, _top, combo_options, convert_value, file_folder, finish_report, validate_outputs,
+)
 
 __all__ = ["is_newer_schema", "validate_graph_v038", "types_match"]
 
@@ -189,27 +191,9 @@ class _Validator038:
                       val: Any) -> list[dict]:
         if isinstance(val, dict) and "__value__" in val:
             val = val["__value__"]
-        try:
-            if input_type == "INT":
-                val = int(val)
-            elif input_type == "FLOAT":
-                val = float(val)
-            elif input_type == "STRING":
-                val = str(val)
-            elif input_type == "BOOLEAN":
-                val = bool(val)
-        except Exception as ex:  # noqa: BLE001 - mirrors the server's catch-all conversion
-            return [{"type": "invalid_input_type", "message": f"Failed to convert an input value to a {input_type} value",
-                     "details": f"{name}, {val}, {ex}",
-                     "extra_info": {"input_name": name, "input_config": spec, "received_value": val,
-                                    "exception_message": str(ex)}}]
-        if input_type in ("INT", "FLOAT"):
-            if "min" in extra and val < extra["min"]:
-                return [{"type": "value_smaller_than_min", "message": f"Value {val} smaller than min of {extra['min']}",
-                         "details": name, "extra_info": {"input_name": name, "input_config": spec, "received_value": val}}]
-            if "max" in extra and val > extra["max"]:
-                return [{"type": "value_bigger_than_max", "message": f"Value {val} bigger than max of {extra['max']}",
-                         "details": name, "extra_info": {"input_name": name, "input_config": spec, "received_value": val}}]
+        val, errors = convert_value(name, spec, input_type, extra, val)
+        if errors:
+            return errors
         if input_type == "COMBO" and extra.get("remote_combo"):
             return []
         options = combo_options(spec)
