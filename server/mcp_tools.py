@@ -23,7 +23,7 @@ from mcp.types import CallToolResult, ImageContent, TextContent, ToolAnnotations
 from pydantic import BaseModel, ValidationError
 
 from ..tools.app.client_choice import ClientChoice
-from ..tools.app.operations import OPERATIONS, Call, Hints, Operation, render_error, render_invalid
+from ..tools.app.operations import Call, Hints, Operation, render_error, render_invalid, served_on
 from ..tools.app.service import ComfyGen
 from ..tools.errors import ComfyGenError
 from .mcp_sampling import SampledChoice, sample_choice
@@ -133,7 +133,7 @@ def tool_function(op: Operation[Any, Any]) -> Callable[..., Awaitable[Any]]:
 
 def register_tools(mcp: MCPServer) -> None:
     """Every operation of the registry as an MCP tool."""
-    for op in OPERATIONS.values():
+    for op in served_on("mcp"):
         mcp.add_tool(tool_function(op), name=op.name, title=op.title, description=op.description,
                      annotations=annotations(op.hints))
 

@@ -21,16 +21,15 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run one operation (the MCP server's tools) and print its result as JSON."""
         import anyio
-        from pydantic import ValidationError
 
-        from ...tools.app.operations import OPERATIONS, Call, operation as lookup, render_invalid
+        from ...tools.app.operations import invoke, operation as lookup, served_on
         from ...tools.app.service import ComfyGen
         from ...tools.errors import GuardError
 
         if list_ or not operation:
             typer.echo(json.dumps({op.name: {"title": op.title, "description": op.description,
                                              "arguments": op.request.model_json_schema()}
-                                   for op in OPERATIONS.values()}, indent=1))
+                                   for op in served_on("cli")}, indent=1))
             return
         op = lookup(operation)
         try:
@@ -39,13 +38,9 @@ def register(app: typer.Typer) -> None:
             raise GuardError(f"arguments are not JSON ({e.msg})", hint="pass a JSON object, e.g. '{\"prompt\": \"a fox\"}'")
         if not isinstance(args, dict):
             raise GuardError("arguments must be a JSON object", hint="e.g. '{\"prompt\": \"a fox\"}'")
-        try:
-            req = op.parse(args)
-        except ValidationError as e:
-            raise GuardError(render_invalid(op.name, e), hint=f"`comfygen call --list` shows what {op.name} takes")
 
         async def main() -> str:
             async with ComfyGen() as cg:
-                return (await op.run(cg, req, Call())).model_dump_json(indent=1, exclude_none=True)
+                return (await invoke(cg, op.name, args)).model_dump_json(indent=1, exclude_none=True)
 
         typer.echo(anyio.run(main))

@@ -12,14 +12,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from ...flow_library.binding import bind, installed_from_object_info
-from ...flow_library.categories import get_category
 from ...flow_library.errors import FlowError
 from ...flow_library.importer import (free_id, import_file, import_workflow, read_workflow,
                                       save_user_flow, slugify)
 from ...flow_library.library import FlowLibrary
 from ...flow_library.model import Flow
 from ...flow_library.schema import NodeSchema, validate_graph
-from ...flow_library.score_table import ScoreTable
 from ...tools.errors import ComfyGenError, ConfigError
 from ...tools.settings import get_settings
 
@@ -29,14 +27,6 @@ console = Console()
 
 def _library() -> FlowLibrary:
     return FlowLibrary.default(get_settings().user_flows_dir)
-
-
-def _score_table() -> ScoreTable:
-    table = ScoreTable.shipped()
-    user = get_settings().score_table_path
-    if user.is_file():
-        table = table.merge(ScoreTable.load(user))
-    return table
 
 
 def _object_info(object_info: Path | None, comfyui: str | None) -> dict[str, Any] | None:
@@ -74,29 +64,24 @@ def list_flows(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """List flows; with --category, ranked by the score table (unmeasured flows last)."""
-    lib = _library()
-    flows = lib.filter(family=family, tag=tag)
-    if base_only:
-        flows = [f for f in flows if f.provenance.kind != "variant"]
-    for c in category:
-        get_category(c)  # raises with the list of valid ids
-    scores: dict[str, float] = {}
-    if category:
-        ranked = _score_table().top_k(category, k=len(lib), flows=[f.id for f in flows])
-        scores = {r.flow_id: r.score for r in ranked}
-        order = {fid: i for i, fid in enumerate(scores)}
-        flows.sort(key=lambda f: (order.get(f.id, len(order)), f.id))
+    import anyio
+
+    from ...tools.app.operations import invoke
+    from ...tools.app.service import ComfyGen
+
+    args = {"family": family, "tag": tag, "categories": list(category), "base_only": base_only}
+    listed = anyio.run(invoke, ComfyGen(get_settings()), "list_flows", args)
+    flows = listed.flows
+    scores = {f.id: f.score for f in flows if f.measured}
     if as_json:
-        rows = [{"id": f.id, "family": f.family.value, "name": f.name, "tags": f.tags, "steps": f.steps, "cfg": f.cfg,
-                 "provenance": f.provenance.kind, "parent": f.provenance.parent,
-                 **({"score": scores.get(f.id), "measured": f.id in scores} if category else {})} for f in flows]
-        typer.echo(json.dumps(rows, indent=1))
+        typer.echo(json.dumps([f.model_dump(exclude=set() if category else {"score", "measured"}) for f in flows],
+                              indent=1))
         return
     table = Table(title=f"{len(flows)} flows" + (f" ranked for {', '.join(category)}" if category else ""))
     for col in ("id", "family", "steps", "cfg", "tags") + (("score",) if category else ()):
         table.add_column(col, overflow="fold")
     for f in flows:
-        row = [f.id, f.family.value, str(f.steps or "-"), f"{f.cfg:g}" if f.cfg is not None else "-", _tags(f)]
+        row = [f.id, f.family, str(f.steps or "-"), f"{f.cfg:g}" if f.cfg is not None else "-", ", ".join(f.tags)]
         if category:
             row.append(f"{scores[f.id]:.3f}" if f.id in scores else "[dim]unmeasured[/]")
         table.add_row(*row)

@@ -146,8 +146,13 @@ def runs_list(
     as_json: bool = typer.Option(False, "--json", help="JSON lines, one run each (without graphs)."),
 ) -> None:
     """Recent runs, newest first."""
-    with _store() as store:
-        recs = store.list(flow_id=flow, status=status, prompt_contains=contains, limit=limit)
+    import anyio
+
+    from ...tools.app.operations import invoke
+    from ...tools.app.service import ComfyGen
+
+    args = {"flow_id": flow, "status": status, "prompt_contains": contains, "limit": limit}
+    recs = anyio.run(invoke, ComfyGen(get_settings()), "list_runs", args).runs
     if as_json:
         for r in recs:
             typer.echo(r.model_dump_json(exclude={"graph"}))

@@ -12,7 +12,7 @@ from comfygen.server.app import build_server
 from comfygen.tools.agent.llm import OpenAILLM
 from comfygen.tools.agent.loop import run_ic
 from comfygen.tools.agent.toolbox import LocalToolBox
-from comfygen.tools.app.operations import OPERATIONS
+from comfygen.tools.app.operations import served_on
 from comfygen.tools.app.service import ComfyGen
 from comfygen.tools.settings import Settings
 
@@ -31,7 +31,7 @@ async def test_local_tools_are_the_mcp_tools(tmp_path):
             Client(build_server(settings, library=shared_library())) as client:
         local = {t.name: t for t in await LocalToolBox(cg).list_tools()}
         remote = {t.name: t for t in (await client.list_tools()).tools}
-    assert set(local) == set(remote) == set(OPERATIONS)
+    assert set(local) == set(remote) == {op.name for op in served_on("mcp")} == {op.name for op in served_on("agent")}
     for name, tool in remote.items():
         assert _shape(local[name].input_schema) == _shape(tool.input_schema), name
         assert local[name].description == tool.description, name

@@ -42,3 +42,16 @@ def test_bad_arguments_say_what_to_change(tmp_path, monkeypatch):
         assert isinstance(result.exception, GuardError), args
         assert result.exception.hint
     assert "seeds" in cli(["call", "generate", '{"prompt": "a fox", "seeds": 2}']).exception.message
+
+
+def test_cli_only_operations_are_not_mcp_tools_and_run_from_the_cli(tmp_path, monkeypatch):
+    from comfygen.tools.app.operations import served_on
+
+    monkeypatch.setenv("COMFYGEN_HOME", str(tmp_path))
+    assert {"list_flows", "list_runs"} <= {op.name for op in served_on("cli")}
+    assert not {"list_flows", "list_runs"} & {op.name for op in served_on("mcp")}
+    flows = json.loads(cli(["call", "list_flows", '{"family": "sd15", "base_only": true}']).stdout)["flows"]
+    assert flows and all(f["family"] == "sd15" and f["provenance"] != "variant" for f in flows)
+    assert json.loads(cli(["call", "list_runs", "{}"]).stdout) == {"runs": []}
+    bad = cli(["call", "list_runs", '{"status": "done"}'])
+    assert isinstance(bad.exception, GuardError) and "status" in bad.exception.message

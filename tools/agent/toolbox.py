@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..app.operations import OPERATIONS, Call, render_error, render_invalid
+from ..app.operations import Call, render_error, render_invalid, served_on
 from ..app.service import ComfyGen
 from ..errors import ComfyGenError
 from .llm import ToolResult, ToolSpec
@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 def tool_specs() -> list[ToolSpec]:
     """The registry's operations as tool specs: name, description and the request model's JSON schema."""
     return [ToolSpec(name=op.name, description=op.description, input_schema=op.request.model_json_schema())
-            for op in OPERATIONS.values()]
+            for op in served_on("agent")]
 
 
 class LocalToolBox:
@@ -44,10 +44,10 @@ class LocalToolBox:
     async def call(self, name: str, arguments: dict[str, Any],
                    on_progress: Callable[[float, float | None, str | None], Awaitable[None]] | None = None
                    ) -> ToolResult:
-        op = OPERATIONS.get(name)
+        op = next((o for o in served_on("agent") if o.name == name), None)
         if op is None:
             return ToolResult(call_id="", name=name, is_error=True,
-                              text=f"unknown tool {name!r}; tools: {', '.join(OPERATIONS)}")
+                              text=f"unknown tool {name!r}; tools: {', '.join(o.name for o in served_on('agent'))}")
         try:
             out = await op.run(self.cg, op.parse(arguments), Call(report=on_progress))  # type: ignore[arg-type]
         except ValidationError as e:

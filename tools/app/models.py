@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from ..store import RunRecord
+
 RunStatus = Literal["queued", "running", "succeeded", "failed", "interrupted", "cancelled"]
 
 
@@ -144,6 +146,28 @@ class StatusOut(BaseModel):
                                                                            "(first 30 per folder, all endpoints).")
     missing_count: int = Field(0, description="Flows that lack model files here.")
     hint: str | None = None
+
+
+class FlowRow(BaseModel):
+    id: str
+    family: str
+    name: str
+    tags: list[str]
+    steps: int | None = None
+    cfg: float | None = None
+    provenance: str
+    parent: str | None = None
+    score: float | None = Field(None, description="Score-table rank score for the requested categories.")
+    measured: bool | None = Field(None, description="Whether the table has scores for it (None: no categories asked).")
+
+
+class FlowsOut(BaseModel):
+    categories: list[str] = Field(description="Categories the flows are ranked for (empty: library order).")
+    flows: list[FlowRow]
+
+
+class RunsOut(BaseModel):
+    runs: list[RunRecord] = Field(description="Runs, newest first (graphs left out).")
 
 
 class SearchStepOut(BaseModel):

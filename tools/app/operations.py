@@ -22,11 +22,13 @@ from pydantic import BaseModel, ValidationError
 from ..errors import ComfyGenError, ComfyUIError, GuardError
 from .client_choice import ClientChoice, apply_choice
 from .jobs import CancelCheck
-from .models import CategoriesOut, FlowOut, RunOut, ScoresOut, ScoreTableOut, SearchOut, StatusOut, SuggestOut
+from .models import (
+    CategoriesOut, FlowOut, FlowRow, FlowsOut, RunOut, RunsOut, ScoresOut, ScoreTableOut, SearchOut, StatusOut, SuggestOut,
+)
 from .progress import ReportFn
 from .requests import (
-    FlowRequest, GenerateRequest, GetRunRequest, NoArgs, Request, ScoreRequest, ScoreTableRequest, SearchRequest,
-    SuggestRequest, parse_size,
+    FlowRequest, GenerateRequest, GetRunRequest, ListFlowsRequest, ListRunsRequest, NoArgs, Request, ScoreRequest,
+    ScoreTableRequest, SearchRequest, SuggestRequest, parse_size,
 )
 from .service import ComfyGen
 
@@ -45,6 +47,9 @@ class Hints:
     idempotent: bool | None = None
     destructive: bool | None = None
 
+
+TOOL_SURFACES = frozenset({"mcp", "agent", "cli"})
+CLI_ONLY = frozenset({"cli"})  # what the CLI does beyond the tools an LLM gets (browsing the library, the run log)
 
 READ = Hints(read_only=True, open_world=False, idempotent=True, destructive=False)
 RUNS = Hints(read_only=False, open_world=True, idempotent=False, destructive=False)
@@ -71,6 +76,7 @@ class Operation(Generic[Req, Res]):
     hints: Hints = READ
     image: Callable[[Res], str | None] | None = None  # the image a result previews, if any
     asks_client_model: bool = False  # suggest_flows(mode="llm"): the surface may ask the caller's model first
+    surfaces: frozenset[str] = TOOL_SURFACES  # where it is served: "mcp", "agent" (the tool boxes), "cli"
     extra: dict[str, Any] = field(default_factory=dict)
 
     def parse(self, arguments: dict[str, Any] | None) -> Req:
@@ -142,6 +148,28 @@ async def _noise_search(cg: ComfyGen, req: SearchRequest, call: Call) -> SearchO
                               cancel_if=call.cancel_if)
 
 
+async def _list_flows(cg: ComfyGen, req: ListFlowsRequest, _call: Call) -> FlowsOut:
+    cats = cg.check_categories(req.categories) if req.categories else []
+    flows = cg.library.filter(family=req.family, tag=req.tag)
+    if req.base_only:
+        flows = [f for f in flows if f.provenance.kind != "variant"]
+    scores: dict[str, float] = {}
+    if cats:
+        ranked = cg.table.top_k(cats, k=len(cg.library), flows=[f.id for f in flows])
+        scores = {r.flow_id: r.score for r in ranked}
+        order = {fid: i for i, fid in enumerate(scores)}
+        flows.sort(key=lambda f: (order.get(f.id, len(order)), f.id))
+    return FlowsOut(categories=cats, flows=[
+        FlowRow(id=f.id, family=f.family.value, name=f.name, tags=list(f.tags), steps=f.steps, cfg=f.cfg,
+                provenance=f.provenance.kind, parent=f.provenance.parent, score=scores.get(f.id),
+                measured=(f.id in scores) if cats else None) for f in flows])
+
+
+async def _list_runs(cg: ComfyGen, req: ListRunsRequest, _call: Call) -> RunsOut:
+    recs = cg.store.list(flow_id=req.flow_id, status=req.status, prompt_contains=req.prompt_contains, limit=req.limit)
+    return RunsOut(runs=[r.model_copy(update={"graph": {}}) for r in recs])
+
+
 def _run_image(out: RunOut) -> str | None:
     return out.image_path
 
@@ -187,7 +215,17 @@ OPERATIONS: dict[str, Operation[Any, Any]] = {op.name: op for op in [
               "as possible. A search still going after wait_s returns a run_id (\"search-...\") with status "
               "\"running\": get_run with it returns the best image when the search ends.",
               SearchRequest, SearchOut, _noise_search, hints=RUNS, image=_search_image),
+    Operation("list_flows", "List flows",
+              "The flow library, filtered by family, tag or kind; with categories, ranked by the score table "
+              "(unmeasured flows last).", ListFlowsRequest, FlowsOut, _list_flows, surfaces=CLI_ONLY),
+    Operation("list_runs", "List runs", "Recorded runs, newest first, filtered by flow, status or prompt text "
+              "(graphs left out).", ListRunsRequest, RunsOut, _list_runs, surfaces=CLI_ONLY),
 ]}
+
+
+def served_on(surface: str) -> list[Operation[Any, Any]]:
+    """The operations a surface serves ("mcp", "agent" or "cli"), in registry order."""
+    return [op for op in OPERATIONS.values() if surface in op.surfaces]
 
 
 def operation(name: str) -> Operation[Any, Any]:
@@ -199,9 +237,14 @@ def operation(name: str) -> Operation[Any, Any]:
 
 async def invoke(cg: ComfyGen, name: str, arguments: dict[str, Any] | None = None, call: Call | None = None
                  ) -> BaseModel:
-    """Run an operation from raw arguments (what the agent tool box and the CLI do)."""
+    """Run an operation from raw arguments (what the CLI does): arguments that do not fit its request raise a
+    ``GuardError`` listing each problem."""
     op = operation(name)
-    return await op.run(cg, op.parse(arguments), call)
+    try:
+        req = op.parse(arguments)
+    except ValidationError as e:
+        raise GuardError(render_invalid(op.name, e), hint=f"`comfygen call --list` shows what {op.name} takes") from None
+    return await op.run(cg, req, call)
 
 
 # ---------------------------------------------------------------- errors, for every surface
@@ -232,4 +275,5 @@ def render_invalid(name: str, e: ValidationError) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["Call", "Hints", "OPERATIONS", "Operation", "invoke", "operation", "render_error", "render_invalid"]
+__all__ = ["Call", "Hints", "OPERATIONS", "Operation", "invoke", "operation", "render_error", "render_invalid",
+           "served_on"]

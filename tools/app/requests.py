@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import GuardError
 from .jobs import DEFAULT_WAIT_S
-from .models import MAX_SAFE_SEED, MAX_SEED
+from .models import MAX_SAFE_SEED, MAX_SEED, RunStatus
 
 MAX_PROMPT_CHARS = 4000
 ACCELERATE_MODES = ("none", "compile", "cache-adaptive", "cache-periodic", "cache-auto", "auto")
@@ -128,6 +128,22 @@ class GetRunRequest(Request):
                                  min_length=1, max_length=100)]
     wait_s: Annotated[float, Field(description="Seconds to wait if the run is still going.",
                                    ge=0, le=3600)] = DEFAULT_WAIT_S
+
+
+class ListFlowsRequest(Request):
+    family: Annotated[str | None, Field(description="Only this family (sd15, sdxl, flux, ...).", max_length=40)] = None
+    tag: Annotated[str | None, Field(description="Only flows with this tag.", max_length=80)] = None
+    categories: Annotated[list[str], Field(description="Rank by the score table for these category ids (unmeasured "
+                                                       "flows last).", max_length=30)] = []
+    base_only: Annotated[bool, Field(description="Only hand-built and rated flows (no generated variants).")] = False
+
+
+class ListRunsRequest(Request):
+    flow_id: Annotated[str | None, Field(description="Only runs of this flow.", max_length=200)] = None
+    status: Annotated[RunStatus | None, Field(description="Only runs with this status.")] = None
+    prompt_contains: Annotated[str | None, Field(description="Only prompts containing this text.",
+                                                 max_length=MAX_PROMPT_CHARS)] = None
+    limit: Annotated[int, Field(description="At most this many runs, newest first.", ge=1, le=10_000)] = 20
 
 
 class ScoreRequest(Request):
