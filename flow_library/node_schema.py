@@ -207,6 +207,29 @@ class ValidationReport:
         return "\n".join(lines)
 
 
+# ComfyUI's per-input error records, as its validator writes them (both versions)
+def missing_input(name: str, details: str) -> dict[str, Any]:
+    return {"type": "required_input_missing", "message": "Required input is missing", "details": details,
+            "extra_info": {"input_name": name}}
+
+
+def bad_link(name: str, spec: list, val: Any) -> dict[str, Any]:
+    return {"type": "bad_linked_input", "message": "Bad linked input, must be a length-2 list of [node_id, slot_index]",
+            "details": name, "extra_info": {"input_name": name, "input_config": spec, "received_value": val}}
+
+
+def type_mismatch(name: str, spec: list, received: str, input_type: Any, val: Any) -> dict[str, Any]:
+    return {"type": "return_type_mismatch", "message": "Return type mismatch between linked nodes",
+            "details": f"{name}, received_type({received}) mismatch input_type({input_type})",
+            "extra_info": {"input_name": name, "input_config": spec, "received_type": received, "linked_node": val}}
+
+
+def inner_exception(name: str, spec: list, ex: BaseException, val: Any) -> dict[str, Any]:
+    return {"type": "exception_during_inner_validation", "message": "Exception when validating inner node",
+            "details": str(ex), "extra_info": {"input_name": name, "input_config": spec, "exception_message": str(ex),
+                                               "exception_type": type(ex).__name__, "linked_node": val}}
+
+
 def convert_value(name: str, spec: list, input_type: Any, extra: dict, val: Any) -> tuple[Any, list[dict]]:
     """A widget value converted to its type and checked against min/max, as ComfyUI's validator does (every
     version): (converted value, []) or (the value, [its error]). A float seed (5.5) truncates; a numeric

@@ -30,8 +30,10 @@ from typing import Any
 
 from .errors import FlowValidationError
 from .model import Graph
-from .node_schema import (CUSTOM_FILE_CHECKS, NodeSchema, ValidationReport, _top, combo_options, convert_value,
-                          file_folder, finish_report, validate_outputs)
+from .node_schema import (
+    CUSTOM_FILE_CHECKS, NodeSchema, ValidationReport, _top, bad_link, combo_options, convert_value, file_folder,
+    finish_report, inner_exception, missing_input, type_mismatch, validate_outputs,
+)
 
 __all__ = ["NodeSchema", "ValidationReport", "combo_options", "ensure_valid", "file_folder", "finish_report",
            "validate_graph", "validate_outputs"]
@@ -71,25 +73,18 @@ class _Validator:
             spec = [input_type, extra]  # ComfyUI reports input_config as (type, extra_info), extra_info {} when absent
             if name not in inputs:
                 if category == "required":
-                    errors.append({"type": "required_input_missing", "message": "Required input is missing",
-                                   "details": name, "extra_info": {"input_name": name}})
+                    errors.append(missing_input(name, name))
                 continue
             val = inputs[name]
             if isinstance(val, list) and not _is_literal_list(val):
                 if len(val) != 2:
-                    errors.append({"type": "bad_linked_input",
-                                   "message": "Bad linked input, must be a length-2 list of [node_id, slot_index]",
-                                   "details": name, "extra_info": {"input_name": name, "input_config": spec,
-                                                                   "received_value": val}})
+                    errors.append(bad_link(name, spec, val))
                     continue
                 src_id = val[0]
                 src_class = self.graph[src_id]["class_type"]  # KeyError: link to a missing node
                 received = self.schema.outputs(src_class)[val[1]]  # IndexError: output index out of range
                 if not _types_match(received, input_type):
-                    errors.append({"type": "return_type_mismatch", "message": "Return type mismatch between linked nodes",
-                                   "details": f"{name}, received_type({received}) mismatch input_type({input_type})",
-                                   "extra_info": {"input_name": name, "input_config": spec, "received_type": received,
-                                                  "linked_node": val}})
+                    errors.append(type_mismatch(name, spec, received, input_type, val))
                     continue
                 try:
                     ok, _ = self.node(src_id)
@@ -97,11 +92,7 @@ class _Validator:
                         valid = False
                 except (KeyError, IndexError, TypeError) as ex:
                     valid = False
-                    self.validated[src_id] = (False, [{
-                        "type": "exception_during_inner_validation", "message": "Exception when validating inner node",
-                        "details": str(ex), "extra_info": {"input_name": name, "input_config": spec,
-                                                           "exception_message": str(ex),
-                                                           "exception_type": type(ex).__name__, "linked_node": val}}])
+                    self.validated[src_id] = (False, [inner_exception(name, spec, ex, val)])
                 continue
             errors += self._value_errors(class_type, name, spec, input_type, extra, val)
         result = (valid and not errors, errors)

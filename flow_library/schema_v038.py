@@ -32,7 +32,8 @@ from typing import Any
 
 from .model import Graph
 from .node_schema import (
-    NodeSchema, ValidationReport, _top, combo_options, convert_value, file_folder, finish_report, validate_outputs,
+    NodeSchema, ValidationReport, _top, bad_link, combo_options, convert_value, file_folder, finish_report,
+    inner_exception, missing_input, type_mismatch, validate_outputs,
 )
 
 __all__ = ["is_newer_schema", "validate_graph_v038", "types_match"]
@@ -138,25 +139,17 @@ class _Validator038:
             spec = [input_type, extra]
             if name not in inputs:
                 if category == "required":
-                    errors.append({"type": "required_input_missing", "message": "Required input is missing",
-                                   "details": name.split(".")[-1], "extra_info": {"input_name": name}})
+                    errors.append(missing_input(name, name.split(".")[-1]))
                 continue
             val = inputs[name]
             if isinstance(val, list):
                 if len(val) != 2:
-                    errors.append({"type": "bad_linked_input",
-                                   "message": "Bad linked input, must be a length-2 list of [node_id, slot_index]",
-                                   "details": name, "extra_info": {"input_name": name, "input_config": spec,
-                                                                   "received_value": val}})
+                    errors.append(bad_link(name, spec, val))
                     continue
                 src_id = val[0]
                 received = self.schema.outputs(self.graph[src_id]["class_type"])[val[1]]
                 if not types_match(received, input_type):
-                    errors.append({"type": "return_type_mismatch",
-                                   "message": "Return type mismatch between linked nodes",
-                                   "details": f"{name}, received_type({received}) mismatch input_type({input_type})",
-                                   "extra_info": {"input_name": name, "input_config": spec, "received_type": received,
-                                                  "linked_node": val}})
+                    errors.append(type_mismatch(name, spec, received, input_type, val))
                     continue
                 visiting.append(node_id)
                 try:
@@ -165,11 +158,7 @@ class _Validator038:
                         valid = False
                 except _EXCEPTIONS as ex:
                     valid = False
-                    self.validated[src_id] = (False, [{
-                        "type": "exception_during_inner_validation", "message": "Exception when validating inner node",
-                        "details": str(ex), "extra_info": {"input_name": name, "input_config": spec,
-                                                           "exception_message": str(ex),
-                                                           "exception_type": type(ex).__name__, "linked_node": val}}])
+                    self.validated[src_id] = (False, [inner_exception(name, spec, ex, val)])
                 finally:
                     visiting.pop()
                 continue
