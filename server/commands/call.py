@@ -1,7 +1,9 @@
 """``comfygen call OPERATION '{...}'``: any operation of the registry from a terminal or a script.
 
 The same operations, arguments and results as the MCP tools (``comfygen call --list`` shows them with
-their JSON schemas), printed as JSON, so a shell script gets what an MCP client gets without a client.
+their JSON schemas), printed as JSON, so a shell script gets what an MCP client gets without a client. A
+``generate`` or ``noise_search`` that returns "running" after ``wait_s`` leaves its run to ComfyUI, as the
+MCP server does: ``comfygen call get_run '{"run_id": ...}'`` finishes it later.
 """
 
 from __future__ import annotations
@@ -39,8 +41,14 @@ def register(app: typer.Typer) -> None:
         if not isinstance(args, dict):
             raise GuardError("arguments must be a JSON object", hint="e.g. '{\"prompt\": \"a fox\"}'")
 
-        async def main() -> str:
-            async with ComfyGen() as cg:
-                return (await invoke(cg, op.name, args)).model_dump_json(indent=1, exclude_none=True)
+        async def main() -> None:
+            # as over MCP, a run still going when the call returns (wait_s) goes on: ComfyUI finishes it, and
+            # get_run (from this or any later process) picks it up; Ctrl-C while waiting cancels it
+            async with ComfyGen(keep_runs_on_close=True) as cg:
+                typer.echo((await invoke(cg, op.name, args)).model_dump_json(indent=1, exclude_none=True))
+            if cg.jobs.detached:  # leave now: ending the event loop would cancel them
+                from ..app import leave_runs_and_exit
 
-        typer.echo(anyio.run(main))
+                leave_runs_and_exit(len(cg.jobs.detached))
+
+        anyio.run(main)

@@ -55,3 +55,32 @@ def test_cli_only_operations_are_not_mcp_tools_and_run_from_the_cli(tmp_path, mo
     assert json.loads(cli(["call", "list_runs", "{}"]).stdout) == {"runs": []}
     bad = cli(["call", "list_runs", '{"status": "done"}'])
     assert isinstance(bad.exception, GuardError) and "status" in bad.exception.message
+
+
+def test_a_run_handed_back_as_running_goes_on_after_the_command_exits(tmp_path):
+    """``wait_s`` elapses, the command prints the run id and exits; ComfyUI is not interrupted, and ``get_run``
+    from a second process finishes the run (what MCP clients get from the server)."""
+    import subprocess
+    import sys
+
+    from fakecomfy import FakeComfyUI
+    from mcp_helpers import library_models
+    from stdio_helpers import server_env
+
+    fake = FakeComfyUI(models=library_models(), steps=40, step_time=0.05).start_in_thread()  # ~2 s a run
+    try:
+        env = server_env(tmp_path / "home", fake.url)
+        gen = {"prompt": "a slow red fox", "flow_id": "sd15-base", "size": "64x64", "seed": 3, "wait_s": 0.2}
+        first = subprocess.run([sys.executable, "-m", "comfygen.server.cli", "call", "generate", json.dumps(gen)],
+                               env=env, capture_output=True, text=True, timeout=120)
+        assert first.returncode == 0, first.stderr
+        out = json.loads(first.stdout)
+        assert out["status"] == "running" and out["run_id"]
+        second = subprocess.run([sys.executable, "-m", "comfygen.server.cli", "call", "get_run",
+                                 json.dumps({"run_id": out["run_id"], "wait_s": 60})],
+                                env=env, capture_output=True, text=True, timeout=120)
+        assert second.returncode == 0, second.stderr
+        assert json.loads(second.stdout)["status"] == "succeeded"
+        assert not fake.interrupts
+    finally:
+        fake.stop()
