@@ -60,3 +60,14 @@ def test_execution_error_names_node_class_exception_and_traceback() -> None:
     assert "SafetensorError" in err.message and "header too large" in err.message
     assert "get_output_data" in err.message  # last traceback lines
     assert err.details["node_id"] == "4"
+
+
+def test_a_long_combo_list_keeps_comfyuis_details() -> None:
+    # what ComfyUI 0.3.64 sends for a combo longer than it prints: no input_config, the count in the details
+    err = {"type": "value_not_in_list", "message": "Value not in list",
+           "details": "sampler_name: 'magic_sampler' not in (list of length 42)",
+           "extra_info": {"input_name": "sampler_name", "input_config": None, "received_value": "magic_sampler"}}
+    text = render_node_error(err)
+    assert text == ("sampler_name 'magic_sampler' is not an allowed value "
+                    "(sampler_name: 'magic_sampler' not in (list of length 42))")
+    assert "[]" not in text

@@ -84,3 +84,14 @@ def test_a_run_handed_back_as_running_goes_on_after_the_command_exits(tmp_path):
         assert not fake.interrupts
     finally:
         fake.stop()
+
+
+def test_a_tiny_size_gets_the_range_not_the_syntax(tmp_path, monkeypatch):
+    from comfygen.tools.app.requests import parse_size
+
+    assert parse_size("8x8") == (8, 8) and parse_size(" 1024 × 768 ") == (1024, 768)
+    monkeypatch.setenv("COMFYGEN_HOME", str(tmp_path))
+    monkeypatch.setenv("COMFYGEN_COMFYUI_URLS", "http://127.0.0.1:9")
+    bad = cli(["call", "generate", '{"prompt": "a fox", "flow_id": "sd15-base", "size": "8x8"}'])
+    assert isinstance(bad.exception, GuardError) and "width=8" in bad.exception.message
+    assert "multiple of 8" in bad.exception.hint

@@ -20,7 +20,7 @@ from .models import MAX_SAFE_SEED, MAX_SEED, RunStatus
 
 MAX_PROMPT_CHARS = 4000
 ACCELERATE_MODES = ("none", "compile", "cache-adaptive", "cache-periodic", "cache-auto", "auto")
-SIZE_RE = re.compile(r"^\s*(\d{2,5})\s*[xX×]\s*(\d{2,5})\s*$")
+SIZE_RE = re.compile(r"^\s*(\d{1,5})\s*[xX×]\s*(\d{1,5})\s*$")
 
 Accelerate = Literal["none", "compile", "cache-adaptive", "cache-periodic", "cache-auto", "auto"]
 Prompt = Annotated[str, Field(description="What the image should show, in plain words (the text-to-image prompt).",

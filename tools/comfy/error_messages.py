@@ -26,8 +26,11 @@ def render_node_error(err: dict[str, Any]) -> str:
         return f"{name} {received!r} is above max {opts.get('max', '?')}"
     if etype == "value_not_in_list":
         choices = cfg[0] if isinstance(cfg, list) and cfg and isinstance(cfg[0], list) else opts.get("options")
-        shown = ", ".join(repr(c) for c in (choices or [])[:8])
-        more = "" if not choices or len(choices) <= 8 else f", ... ({len(choices)} choices)"
+        if not choices:  # long lists come without input_config: ComfyUI's details say "not in (list of length 42)"
+            details = err.get("details")
+            return f"{name} {received!r} is not an allowed value" + (f" ({details})" if details else "")
+        shown = ", ".join(repr(c) for c in choices[:8])
+        more = "" if len(choices) <= 8 else f", ... ({len(choices)} choices)"
         return f"{name} {received!r} is not one of [{shown}{more}]"
     if etype == "required_input_missing":
         return f"required input {name!r} is missing"
