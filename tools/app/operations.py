@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -77,7 +77,6 @@ class Operation(Generic[Req, Res]):
     image: Callable[[Res], str | None] | None = None  # the image a result previews, if any
     asks_client_model: bool = False  # suggest_flows(mode="llm"): the surface may ask the caller's model first
     surfaces: frozenset[str] = TOOL_SURFACES  # where it is served: "mcp", "agent" (the tool boxes), "cli"
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def parse(self, arguments: dict[str, Any] | None) -> Req:
         """The request from raw arguments, validated and checked (``ValidationError`` or ``GuardError``)."""
