@@ -320,8 +320,12 @@ class FakeComfyUI(ExecutionMixin):
         return web.Response(status=200)
 
     def _capture(self, name: str, default: Any) -> Any:
-        p = _CAPTURES / name
-        return json.loads(p.read_text()) if p.exists() else default
+        """A recorded answer of the real ComfyUI: the shared captures, else the copy a checkout carries
+        (``tests/data/comfyui``: the small ones the double answers with), else ``default``."""
+        for p in (_CAPTURES / name, HERE / "data" / "comfyui" / name):
+            if p.exists():
+                return json.loads(p.read_text())
+        return default
 
     async def _system_stats(self, request: web.Request) -> web.Response:
         stats = self._capture("system_stats.json", {"system": {"comfyui_version": "0.3.64"}, "devices": []})
