@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def _seconds(store: Any, run_ids: Sequence[str]) -> float | None:
+def _seconds(store: RunStore, run_ids: Sequence[str]) -> float | None:
     total, found = 0.0, False
     for rid in dict.fromkeys(run_ids):
         try:
@@ -40,8 +40,8 @@ def _seconds(store: Any, run_ids: Sequence[str]) -> float | None:
     return total if found else None
 
 
-async def produce(cfg: Any, items: Sequence[tuple[Strategy, Prompt, int]], *, settings: Any, pool: Any, store: Any,
-                  write: Callable[[Sample], None]) -> None:
+async def produce(cfg: Any, items: Sequence[tuple[Strategy, Prompt, int]], *, settings: Settings, pool: EndpointPool,
+                  store: RunStore, write: Callable[[Sample], None]) -> None:
     import asyncio
 
     sem = asyncio.Semaphore(max(1, cfg.concurrency or 2))
@@ -61,8 +61,8 @@ async def produce(cfg: Any, items: Sequence[tuple[Strategy, Prompt, int]], *, se
     await asyncio.gather(*(one(st, p, seed) for st, p, seed in items))
 
 
-async def _planner_search(cfg: Any, st: Strategy, p: Prompt, seed: int, *, settings: Any, pool: Any,
-                          store: Any) -> Sample:
+async def _planner_search(cfg: Any, st: Strategy, p: Prompt, seed: int, *, settings: Settings, pool: EndpointPool,
+                          store: RunStore) -> Sample:
     from ..tools.app.noise_search import search_flow
     from ..tools.search.engine import SearchConfig
 
@@ -101,7 +101,8 @@ def _search_service(cfg: Any, st: Strategy, *, settings: Settings, pool: Endpoin
     return cg
 
 
-async def _agent(cfg: Any, st: Strategy, p: Prompt, seed: int, *, settings: Any, pool: Any, store: Any) -> Sample:
+async def _agent(cfg: Any, st: Strategy, p: Prompt, seed: int, *, settings: Settings, pool: EndpointPool,
+                 store: RunStore) -> Sample:
     from ..tools.agent.llm import make_llm
     from ..tools.agent.loop import run_ic
     from ..tools.agent.toolbox import LocalToolBox

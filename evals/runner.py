@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import BaseModel, Field, ValidationError
@@ -24,6 +24,10 @@ from pydantic import BaseModel, Field, ValidationError
 from ..flow_library.library import FlowLibrary
 from ..tools.errors import ComfyGenError, ConfigError
 from ..tools.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from ..tools.comfy.pool import EndpointPool
+    from ..tools.store import RunStore
 from .geneval import DEFAULT_CLIP, DEFAULT_DETECTOR, GENEVAL_RULES, OWLV2_RULES, GenEvalRules
 from .metrics import Sample
 from .prompts import Prompt, load_set, sample
@@ -149,8 +153,8 @@ def run_dir_for(cfg: EvalConfig, settings: Settings) -> Path:
     return Path(cfg.out_dir) if cfg.out_dir else Path(settings.home) / "evals" / cfg.name
 
 
-async def run_eval(cfg: EvalConfig, *, settings: Settings | None = None, pool: Any = None, store: Any = None,
-                   out_dir: str | Path | None = None, report: bool = True,
+async def run_eval(cfg: EvalConfig, *, settings: Settings | None = None, pool: EndpointPool | None = None,
+                   store: RunStore | None = None, out_dir: str | Path | None = None, report: bool = True,
                    on_sample: Callable[[Sample], None] | None = None) -> Path:
     """Run (or resume) an evaluation and build its report. Returns the run directory.
 
@@ -206,8 +210,8 @@ async def run_eval(cfg: EvalConfig, *, settings: Settings | None = None, pool: A
     return run_dir
 
 
-async def _generate(cfg: EvalConfig, todo: Sequence[tuple[Strategy, Prompt, int]], *, settings: Settings, pool: Any,
-                    store: Any, log_: SampleLog) -> None:
+async def _generate(cfg: EvalConfig, todo: Sequence[tuple[Strategy, Prompt, int]], *, settings: Settings,
+                    pool: EndpointPool, store: RunStore, log_: SampleLog) -> None:
     if pool is None:
         from ..tools.comfy.pool import EndpointPool
 

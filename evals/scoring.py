@@ -9,13 +9,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
 from ..tools.errors import ComfyGenError, StoreError
 from ..tools.run_scores import RAW_ONLY, RunScores
 from ..tools.store import RunStore
+
+if TYPE_CHECKING:
+    from ..tools.settings import Settings
 from .metrics import Sample
 from .prompts import Prompt
 
@@ -43,7 +46,7 @@ def _stored(store: RunStore | None, s: Sample) -> dict[str, float]:
     return dict(image.raw) if image is not None else dict(rec.scores or {})
 
 
-def score_samples(samples: Sequence[Sample], cfg: Any, prompts: dict[str, Prompt], *, settings: Any,
+def score_samples(samples: Sequence[Sample], cfg: Any, prompts: dict[str, Prompt], *, settings: Settings,
                   store: RunStore | None, write: Callable[[Sample], None],
                   scorer_factory: Callable[[str], Any] | None = None, geneval_scorer: Any = None) -> int:
     """Fill missing scores (and GenEval verdicts) on ``samples``; writes each changed sample. Returns how many changed.
@@ -113,7 +116,7 @@ def _geneval_needed(todo: list[Sample], cfg: Any, prompts: dict[str, Prompt]) ->
             and "include" in prompts[s.prompt_id].meta}
 
 
-def _build(name: str, settings: Any, tiny: bool, scorer_factory: Callable[[str], Any] | None) -> Any:
+def _build(name: str, settings: Settings, tiny: bool, scorer_factory: Callable[[str], Any] | None) -> Any:
     if scorer_factory is not None:
         return scorer_factory(name)
     from ..tools.scoring.registry import build_scorer

@@ -11,9 +11,12 @@ import json
 import re
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
+
+if TYPE_CHECKING:
+    from ...tools.settings import Settings
 
 def _size(size: str | None) -> tuple[int | None, int | None]:
     from ...tools.app.requests import parse_size
@@ -65,7 +68,7 @@ def register(app: typer.Typer) -> None:
                        out=out, as_json=as_json)
 
 
-def _plan_only(settings: Any, prompt: str, *, flow: str | None, negative: str | None, seed: int, width: int | None,
+def _plan_only(settings: Settings, prompt: str, *, flow: str | None, negative: str | None, seed: int, width: int | None,
                height: int | None, out: Path | None, as_json: bool) -> None:
     from rich.console import Console
 
@@ -91,7 +94,7 @@ def _plan_only(settings: Any, prompt: str, *, flow: str | None, negative: str | 
     typer.echo(str(path))
 
 
-def _explain(console: Any, suggestion: Any, flow: Any, pick: Any, path: Path, settings: Any) -> None:
+def _explain(console: Any, suggestion: Any, flow: Any, pick: Any, path: Path, settings: Settings) -> None:
     from rich.panel import Panel
     from rich.table import Table
 
@@ -137,7 +140,7 @@ def _seed_of(suggestion: Any, flow: Any, path: Path) -> int:
     return 0
 
 
-def _run(settings: Any, prompt: str, *, flow: str | None, negative: str | None, seed: int | None, size: str | None,
+def _run(settings: Settings, prompt: str, *, flow: str | None, negative: str | None, seed: int | None, size: str | None,
          candidates: int, accelerate: str, out: Path | None, as_json: bool, scorer_factory: Any) -> None:
     import anyio
     from rich.console import Console
