@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import datetime as _dt
 import json
-import re
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -13,7 +12,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Column, Table
 
-from ...tools.errors import ConfigError, GuardError
+from ...tools.app.requests import parse_size
+from ...tools.errors import ConfigError
 from ...tools.settings import get_settings
 from ...tools.store import FINISHED, RunRecord, RunStore
 
@@ -40,15 +40,6 @@ def _pool(urls: list[str]) -> EndpointPool:
     from ...tools.comfy.pool import EndpointPool
 
     return EndpointPool.from_settings(get_settings(), urls)
-
-
-def _parse_size(size: str | None) -> tuple[int | None, int | None]:
-    if not size:
-        return None, None
-    m = re.fullmatch(r"\s*(\d+)\s*[xX×]\s*(\d+)\s*", size)
-    if not m:
-        raise GuardError(f"--size {size!r} is not WIDTHxHEIGHT", hint="e.g. --size 1024x768")
-    return int(m.group(1)), int(m.group(2))
 
 
 def _store() -> RunStore:
@@ -99,7 +90,7 @@ def run_command(
     from ...tools.pipeline import run_flow
 
     settings = get_settings()
-    width, height = _parse_size(size)
+    width, height = parse_size(size, what="--size")
     urls = _endpoints(endpoint)
     flow = FlowLibrary.default(settings.user_flows_dir).get(flow_id)
     classes = {nid: n.get("class_type", "") for nid, n in flow.graph.items()}
