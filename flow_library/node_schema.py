@@ -224,6 +224,17 @@ def type_mismatch(name: str, spec: list, received: str, input_type: Any, val: An
             "extra_info": {"input_name": name, "input_config": spec, "received_type": received, "linked_node": val}}
 
 
+def not_in_list(name: str, spec: list, shown: str, options: list, val: Any) -> dict[str, Any]:
+    """``shown``: the offending value(s) as ComfyUI prints them; lists over 20 are summarised and their config
+    left out, as ComfyUI does."""
+    config: Any = spec
+    list_info = str(options)
+    if len(options) > 20:
+        list_info, config = f"(list of length {len(options)})", None
+    return {"type": "value_not_in_list", "message": "Value not in list",
+            "details": f"{name}: {shown} not in {list_info}", "extra_info": {"input_name": name, "input_config": config, "received_value": val}}
+
+
 def inner_exception(name: str, spec: list, ex: BaseException, val: Any) -> dict[str, Any]:
     return {"type": "exception_during_inner_validation", "message": "Exception when validating inner node",
             "details": str(ex), "extra_info": {"input_name": name, "input_config": spec, "exception_message": str(ex),

@@ -32,7 +32,7 @@ from .errors import FlowValidationError
 from .model import Graph
 from .node_schema import (
     CUSTOM_FILE_CHECKS, NodeSchema, ValidationReport, _top, bad_link, combo_options, convert_value, file_folder,
-    finish_report, inner_exception, missing_input, type_mismatch, validate_outputs,
+    finish_report, inner_exception, missing_input, not_in_list, type_mismatch, validate_outputs,
 )
 
 __all__ = ["NodeSchema", "ValidationReport", "combo_options", "ensure_valid", "file_folder", "finish_report",
@@ -114,13 +114,7 @@ class _Validator:
                 return [{"type": "custom_validation_failed", "message": "Custom validation failed for node",
                          "details": f"{name} - " + CUSTOM_FILE_CHECKS[(class_type, name)].format(val),
                          "extra_info": {"input_name": name, "input_config": spec, "received_value": val}}]
-            config: Any = spec
-            list_info = str(options)
-            if len(options) > 20:
-                list_info, config = f"(list of length {len(options)})", None
-            return [{"type": "value_not_in_list", "message": "Value not in list",
-                     "details": f"{name}: '{val}' not in {list_info}",
-                     "extra_info": {"input_name": name, "input_config": config, "received_value": val}}]
+            return [not_in_list(name, spec, f"'{val}'", options, val)]
         return []
 
 

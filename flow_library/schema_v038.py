@@ -33,7 +33,7 @@ from typing import Any
 from .model import Graph
 from .node_schema import (
     NodeSchema, ValidationReport, _top, bad_link, combo_options, convert_value, file_folder, finish_report,
-    inner_exception, missing_input, type_mismatch, validate_outputs,
+    inner_exception, missing_input, not_in_list, type_mismatch, validate_outputs,
 )
 
 __all__ = ["is_newer_schema", "validate_graph_v038", "types_match"]
@@ -194,13 +194,7 @@ class _Validator038:
             bad = [val] if val not in options else []
         if not bad or (file_folder(class_type, name, spec) is not None and not self.check_files):
             return []
-        config: Any = spec
-        list_info = str(options)
-        if len(options) > 20:
-            list_info, config = f"(list of length {len(options)})", None
-        return [{"type": "value_not_in_list", "message": "Value not in list",
-                 "details": f"{name}: {', '.join(repr(v) for v in bad)} not in {list_info}",
-                 "extra_info": {"input_name": name, "input_config": config, "received_value": val}}]
+        return [not_in_list(name, spec, ", ".join(repr(v) for v in bad), options, val)]
 
 
 def _missing_node(node_id: str, node: Any) -> dict[str, Any] | None:
