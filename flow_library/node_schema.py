@@ -232,7 +232,8 @@ def not_in_list(name: str, spec: list, shown: str, options: list, val: Any) -> d
     if len(options) > 20:
         list_info, config = f"(list of length {len(options)})", None
     return {"type": "value_not_in_list", "message": "Value not in list",
-            "details": f"{name}: {shown} not in {list_info}", "extra_info": {"input_name": name, "input_config": config, "received_value": val}}
+            "details": f"{name}: {shown} not in {list_info}",
+            "extra_info": {"input_name": name, "input_config": config, "received_value": val}}
 
 
 def inner_exception(name: str, spec: list, ex: BaseException, val: Any) -> dict[str, Any]:
@@ -255,17 +256,20 @@ def convert_value(name: str, spec: list, input_type: Any, extra: dict, val: Any)
         elif input_type == "BOOLEAN":
             val = bool(val)
     except Exception as ex:  # noqa: BLE001 - mirrors ComfyUI's catch-all conversion
-        return val, [{"type": "invalid_input_type", "message": f"Failed to convert an input value to a {input_type} value",
+        return val, [{"type": "invalid_input_type",
+                      "message": f"Failed to convert an input value to a {input_type} value",
                       "details": f"{name}, {val}, {ex}",
                       "extra_info": {"input_name": name, "input_config": spec, "received_value": val,
                                      "exception_message": str(ex)}}]
     if input_type in ("INT", "FLOAT"):
+        where = {"input_name": name, "input_config": spec, "received_value": val}
         if "min" in extra and val < extra["min"]:
-            return val, [{"type": "value_smaller_than_min", "message": f"Value {val} smaller than min of {extra['min']}",
-                          "details": name, "extra_info": {"input_name": name, "input_config": spec, "received_value": val}}]
+            return val, [{"type": "value_smaller_than_min",
+                          "message": f"Value {val} smaller than min of {extra['min']}", "details": name,
+                          "extra_info": where}]
         if "max" in extra and val > extra["max"]:
             return val, [{"type": "value_bigger_than_max", "message": f"Value {val} bigger than max of {extra['max']}",
-                          "details": name, "extra_info": {"input_name": name, "input_config": spec, "received_value": val}}]
+                          "details": name, "extra_info": where}]
     return val, []
 
 
