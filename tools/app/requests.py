@@ -15,14 +15,13 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import GuardError
+from ..graph.accel import AccelMode
 from .jobs import DEFAULT_WAIT_S
 from .models import MAX_SAFE_SEED, MAX_SEED, RunStatus
 
 MAX_PROMPT_CHARS = 4000
-ACCELERATE_MODES = ("none", "compile", "cache-adaptive", "cache-periodic", "cache-auto", "auto")
 SIZE_RE = re.compile(r"^\s*(\d{1,5})\s*[xX×]\s*(\d{1,5})\s*$")
 
-Accelerate = Literal["none", "compile", "cache-adaptive", "cache-periodic", "cache-auto", "auto"]
 Prompt = Annotated[str, Field(description="What the image should show, in plain words (the text-to-image prompt).",
                               min_length=1, max_length=MAX_PROMPT_CHARS)]
 Size = Annotated[str | None, Field(description="WIDTHxHEIGHT, multiples of 8, e.g. 1024x768; empty for the flow's "
@@ -103,7 +102,7 @@ class GenerateRequest(Request):
                                                   "(2^53-1, exact in every JSON client); empty for random.",
                                       ge=0, le=MAX_SAFE_SEED)] = None
     size: Size = None
-    accelerate: Annotated[Accelerate, Field(description="Speed-up rewrite (Pruna or core ComfyUI nodes).")] = "none"
+    accelerate: Annotated[AccelMode, Field(description="Speed-up rewrite (Pruna or core ComfyUI nodes).")] = "none"
     candidates: Annotated[int, Field(description="Images to make in one batch; the best-scoring is returned.",
                                      ge=1, le=16)] = 1
     wait_s: WaitS = DEFAULT_WAIT_S

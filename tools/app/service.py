@@ -37,7 +37,8 @@ from .progress import ProgressTracker, ReportFn
 from ..run_scores import RunScores
 from .jobs import Job, RunJobs, lookup, record_to_out
 from .ranking import planner_why, rank_flows, table_why, user_cells
-from .requests import ACCELERATE_MODES, check_prompt
+from ..graph.accel import ACCEL_MODES
+from .requests import check_prompt
 
 if TYPE_CHECKING:
     from ...flow_library.score_table import ScoreTable
@@ -483,8 +484,8 @@ class ComfyGen:
                        report: ReportFn | None = None, cancel_if: Callable[[], bool] | None = None) -> RunOut:
         """Run a flow for the prompt, score the images, keep the best. Returns a RunOut."""
         prompt = check_prompt(prompt)
-        if accelerate not in ACCELERATE_MODES:
-            raise GuardError(f"accelerate={accelerate!r} is not a mode", hint=f"use one of {', '.join(ACCELERATE_MODES)}")
+        if accelerate not in ACCEL_MODES:
+            raise GuardError(f"accelerate={accelerate!r} is not a mode", hint=f"use one of {', '.join(ACCEL_MODES)}")
         if not 1 <= candidates <= min(16, self.settings.max_batch):
             raise GuardError(f"candidates={candidates} is out of range",
                              hint=f"use 1..{min(16, self.settings.max_batch)}; more candidates = more GPU time")

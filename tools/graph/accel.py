@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, Field
 
@@ -51,7 +51,7 @@ from .core import Graph, Schema, bundled_schema, is_link, iter_links, link_type,
 log = logging.getLogger(__name__)
 
 AccelMode = Literal["none", "compile", "cache-adaptive", "cache-periodic", "cache-auto", "auto"]
-ACCEL_MODES: tuple[str, ...] = ("none", "compile", "cache-adaptive", "cache-periodic", "cache-auto", "auto")
+ACCEL_MODES: tuple[str, ...] = get_args(AccelMode)
 
 PRUNA_PACK = "ComfyUI_pruna"
 PRUNA_NODES: dict[str, tuple[str, dict[str, Any]]] = {
