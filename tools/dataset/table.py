@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from ...flow_library.score_table import ScoreTable
+from ..files import locked
 from ..settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -50,12 +51,13 @@ def table_from_triplets(rows: Iterable[dict[str, Any]], categorize: Categorize, 
 def add_to_score_table(path: Path, new: ScoreTable) -> ScoreTable:
     """The one writer of a user's score table: pool ``new``'s cells into the table on disk and save it atomically.
 
-    The file is read afresh on every write, so cells that another process (a calibration, a second server) saved
-    meanwhile are kept rather than overwritten by an older copy held in memory. ``new``'s metric and notes name
-    the table when the file does not exist yet. Returns the saved table.
+    The file is read afresh under an exclusive lock on every write, so cells that another process (a
+    calibration, a second server) saves at the same time are kept rather than overwritten by an older copy.
+    ``new``'s metric and notes name the table when the file does not exist yet. Returns the saved table.
     """
-    table = ScoreTable.load(path).merge(new) if path.is_file() else new
-    table.save(path)
+    with locked(path):
+        table = ScoreTable.load(path).merge(new) if path.is_file() else new
+        table.save(path)
     return table
 
 
