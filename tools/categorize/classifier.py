@@ -1,7 +1,7 @@
 """Multi-label prompt category classifier: frozen MiniLM sentence embeddings + a logistic head.
 
-Categories with real labelled prompts (see MAPPING.md) get a trained logistic unit. Categories no public
-taxonomy covers are scored zero-shot: cosine similarity between the prompt and the category's name and
+Categories with enough real labelled prompts (see MAPPING.md) get a trained logistic unit. The others
+are scored zero-shot: cosine similarity between the prompt and the category's name and
 description, squashed by a fixed sigmoid; their probabilities are marked ``zero_shot`` in ``meta.json``.
 """
 
@@ -115,12 +115,15 @@ class CategoryClassifier:
 
     def probs(self, prompts: list[str]) -> np.ndarray:
         """Probabilities [n, C] in ``self.ids`` order."""
-        emb = self.encoder()(prompts)
+        return 1.0 / (1.0 + np.exp(-self.logits(self.encoder()(prompts))))
+
+    def logits(self, emb: np.ndarray) -> np.ndarray:
+        """Logits [n, C] for MiniLM embeddings: the trained units, and the zero-shot similarity elsewhere."""
         logits = emb @ self.weight.T + self.bias
         if (~self.trained).any():
             sims = emb @ self._prototypes().T
             logits = np.where(self.trained, logits, (sims - ZERO_SHOT_CENTER) / ZERO_SHOT_WIDTH)
-        return 1.0 / (1.0 + np.exp(-logits))
+        return logits
 
     def predict(self, prompt: str, threshold: float = 0.5) -> list[tuple[str, float]]:
         p = self.probs([prompt])[0]
@@ -133,26 +136,68 @@ class CategoryClassifier:
                        key=lambda t: -t[1]) for p in P]
 
 
-def fit_head(emb: np.ndarray, y: np.ndarray, known: np.ndarray, *, l2: float = 1e-3, steps: int = 400,
+L2_GRID = (1e-3, 3e-4, 1e-4, 3e-5, 1e-5)
+
+
+def fit_head(emb: np.ndarray, y: np.ndarray, known: np.ndarray, *, l2: float | None = None, folds: int = 5,
              seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Masked, class-balanced logistic regression per category (full batch, Adam)."""
+    """Masked, class-balanced logistic regression per category (full batch, L-BFGS).
+
+    Each category's loss is its mean over the cells a source labels, positives weighted up to balance the
+    negatives, so 0.5 means "as likely as not" whatever the category's share of the training prompts.
+    ``l2`` (on the weights, per category) is chosen by ``folds``-fold cross-validation of that balanced
+    log-loss when not given: too strong a penalty squeezes every probability towards 0.5."""
+    if l2 is None:
+        l2 = choose_l2(emb, y, known, folds=folds, seed=seed)
+    return _fit(emb, y, known, l2)
+
+
+def choose_l2(emb: np.ndarray, y: np.ndarray, known: np.ndarray, *, folds: int = 5, seed: int = 0) -> float:
+    fold = np.random.default_rng(seed).integers(0, folds, len(emb))
+    losses = []
+    for l2 in L2_GRID:
+        total = 0.0
+        for f in range(folds):
+            tr, te = fold != f, fold == f
+            w, b = _fit(emb[tr], y[tr], known[tr], l2)
+            total += balanced_log_loss(emb[te] @ w.T + b, y[te], known[te])
+        losses.append(total / folds)
+    return L2_GRID[int(np.argmin(losses))]
+
+
+def balanced_log_loss(logits: np.ndarray, y: np.ndarray, known: np.ndarray) -> float:
+    """Mean over categories of (mean loss on labelled positives + mean loss on labelled negatives) / 2."""
+    nll_pos = np.logaddexp(0.0, -logits)
+    nll_neg = np.logaddexp(0.0, logits)
+    out = []
+    for j in range(y.shape[1]):
+        pos, neg = (known[:, j] > 0) & (y[:, j] > 0), (known[:, j] > 0) & (y[:, j] == 0)
+        if pos.any() and neg.any():
+            out.append((nll_pos[pos, j].mean() + nll_neg[neg, j].mean()) / 2)
+    return float(np.mean(out)) if out else 0.0
+
+
+def _fit(emb: np.ndarray, y: np.ndarray, known: np.ndarray, l2: float) -> tuple[np.ndarray, np.ndarray]:
     import torch
 
-    torch.manual_seed(seed)
-    x = torch.tensor(emb, dtype=torch.float32)
-    t = torch.tensor(y, dtype=torch.float32)
-    m = torch.tensor(known, dtype=torch.float32)
+    x = torch.tensor(emb, dtype=torch.float64)
+    t = torch.tensor(y, dtype=torch.float64)
+    m = torch.tensor(known, dtype=torch.float64)
     pos = (t * m).sum(0)
     neg = ((1 - t) * m).sum(0)
-    w_pos = (neg / pos.clamp(min=1)).clamp(0.1, 20.0)
-    lin = torch.nn.Linear(x.shape[1], y.shape[1])
-    opt = torch.optim.Adam(lin.parameters(), lr=0.05)
-    for _ in range(steps):
-        logits = lin(x)
-        loss_el = torch.nn.functional.binary_cross_entropy_with_logits(logits, t, reduction="none",
-                                                                        pos_weight=w_pos)
-        loss = (loss_el * m).sum() / m.sum().clamp(min=1) + l2 * (lin.weight ** 2).sum()
+    w_pos = (neg / pos.clamp(min=1)).clamp(0.05, 20.0)
+    cells = (m * (1 + t * (w_pos - 1))).sum(0).clamp(min=1)  # balanced weight of each category's cells
+    w = torch.zeros(y.shape[1], x.shape[1], dtype=torch.float64, requires_grad=True)
+    b = torch.zeros(y.shape[1], dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([w, b], lr=1.0, max_iter=500, tolerance_grad=1e-9, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
         opt.zero_grad()
+        el = torch.nn.functional.binary_cross_entropy_with_logits(x @ w.T + b, t, reduction="none",
+                                                                  pos_weight=w_pos)
+        loss = ((el * m).sum(0) / cells).sum() + l2 * (w ** 2).sum()
         loss.backward()
-        opt.step()
-    return lin.weight.detach().numpy(), lin.bias.detach().numpy()
+        return loss
+
+    opt.step(closure)
+    return w.detach().numpy().astype(np.float32), b.detach().numpy().astype(np.float32)

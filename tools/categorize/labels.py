@@ -17,6 +17,11 @@ PARTI_CATEGORY = {"Animals": "animals", "Artifacts": "objects", "Food & Beverage
                   "Vehicles": "vehicles", "Indoor Scenes": "interior", "Illustrations": "illustration",
                   "Arts": "painting", "Abstract": "abstract"}
 PARTI_EXCLUSIVE = {"animals", "food", "people", "vehicles", "objects"}
+# Parti files a prompt under its main subject: a scene or a plant is not about animals, people or vehicles
+# (of 221 such prompts, 10 mention a vehicle and 14 an animal in passing, none a person)
+PARTI_SCENES = {"Outdoor Scenes": {"animals", "people", "vehicles", "food"},
+                "Indoor Scenes": {"animals", "people", "vehicles", "food"},
+                "Produce & Plants": {"animals", "people", "vehicles"}}
 PARTI_STYLE_CATS = {"Illustrations", "Arts", "Abstract"}
 STYLE_IDS = {"illustration", "painting", "abstract", "anime"}
 AGIQA_STYLE = {"anime style": "anime", "realistic style": "photorealistic", "sci-fi style": "scifi",
@@ -41,6 +46,7 @@ def _parti(data: Path) -> list[Example]:
             ex.pos.add(cat)
             if cat in PARTI_EXCLUSIVE:
                 ex.neg |= PARTI_EXCLUSIVE - {cat}
+        ex.neg |= PARTI_SCENES.get(r["Category"], set())
         if r["Category"] in ("Outdoor Scenes", "Animals", "Vehicles", "Abstract"):
             ex.neg.add("interior")
         if r["Category"] not in PARTI_STYLE_CATS and r["Challenge"] != "Style & Format":
