@@ -87,3 +87,28 @@ def test_imported_workflows_join_selection_by_their_model_files():
     assert by["my-sdxl"].provenance == "inherited" and by["my-sdxl"].anchor == "rated-sdxl-base"
     assert by["my-finetune"].provenance == "family prior"
     assert qwen.family == "qwen-image" and by["my-qwen"].provenance == "none"
+
+
+def test_models_rated_only_on_the_joint_scale_keep_their_own_level():
+    """AIGIQA-20K rates Playground v2, SSD-1B and LCM-SDXL on prompts no other model shares: they have a joint
+    quality but no planner column. They are 'rated' at their own level, with the prompt's effect of their
+    nearest column-rated relative, and their variants inherit from them (not from Playground v2.5 or SDXL)."""
+    lib = FlowLibrary.default()
+    rated = ["rated-sdxl-base", "rated-playground-v25", "rated-sd15"]
+    quality = {"rated-sdxl-base": (0.0, 0.01), "rated-playground-v25": (0.5, 0.02), "rated-sd15": (-0.6, 0.02),
+               "rated-playground-v2": (0.2, 0.02), "rated-ssd1b": (0.19, 0.02), "rated-lcm-sdxl": (-1.7, 0.08)}
+    cov = CoverageMap(lib, rated, quality)
+    pred = np.array([0.1, 0.9, -0.6])  # this prompt: SDXL +0.1 and Playground v2.5 +0.4 above their levels
+    by = {p.flow_id: p for p in cov.predict(pred)}
+    v2 = by["rated-playground-v2"]
+    assert v2.provenance == "rated" and v2.anchor == "rated-playground-v2"
+    assert v2.score == pytest.approx(0.2 + 0.4) and "prompt's effect from rated-playground-v25" in v2.note
+    assert by["rated-lcm-sdxl"].score == pytest.approx(-1.7 + 0.1)  # not SDXL's +0.1
+    assert by["rated-ssd1b"].provenance == "rated" and by["rated-ssd1b"].score == pytest.approx(0.19)
+    variant = by["playground-v2"]
+    assert variant.provenance == "inherited" and variant.anchor == "rated-playground-v2"
+    assert variant.score == pytest.approx(v2.score) and variant.sd > v2.sd
+    ssd = by["ssd1b-base"]
+    assert ssd.provenance == "inherited" and ssd.anchor == "rated-ssd1b"
+    prior = by["sdxl-juggernaut"]  # the SDXL-architecture mean now counts Playground v2 at its own level
+    assert prior.score == pytest.approx(np.mean([0.1, 0.9, 0.6]))

@@ -33,6 +33,7 @@ KAPPA = 1.0
 INHERIT_SD = 0.10  # joint units: a model at other settings / with other components
 FEW_STEP_LORA_SD = 0.20  # a few-step LoRA on a rated model that was not rated with it
 PRIOR_SD = 0.20  # an unrated fine-tune of a rated architecture, beyond the spread of its rated models
+BORROW_SD = 0.10  # a model rated only overall (no shared prompts), whose prompt effect is its relative's
 NONE_SCORE = -10.0
 FEW_STEP_MARKERS = ("lcm", "lightning", "turbo", "hyper", "schnell")
 
@@ -61,10 +62,11 @@ class FlowPrediction:
 @dataclass
 class _Rule:
     kind: Provenance
-    anchors: list[int] = field(default_factory=list)  # planner columns averaged
-    offset: float = 0.0  # measured setting effects (prompt-independent), added to the anchor's prediction
-    extra_var: float = 0.0
+    weights: dict[int, float] = field(default_factory=dict)  # planner column -> weight (the prompt's prediction)
+    offset: float = 0.0  # prompt-independent, added: measured setting effects, or a scale-only model's own level
+    var: float = 0.0
     note: str = ""
+    named: list[str] = field(default_factory=list)  # the rated flows whose ratings the number comes from
 
 
 def model_key(flow: Flow) -> tuple[str, tuple[str, ...]]:
@@ -80,57 +82,89 @@ def _few_step(flow: Flow) -> bool:
     return any(m in text.lower() for m in FEW_STEP_MARKERS) or (flow.steps is not None and flow.steps <= 8)
 
 
+class _Anchors:
+    """Rated flows that other flows borrow from: by model key, by main model file, by architecture."""
+
+    def __init__(self) -> None:
+        self.by_key: dict[tuple[str, tuple[str, ...]], str] = {}
+        self.by_main: dict[str, str] = {}
+        self.members: dict[Family, list[tuple[str, bool]]] = {}  # (flow, few-step)
+
+    def add(self, flow: Flow) -> None:
+        key = model_key(flow)
+        self.by_key.setdefault(key, flow.id)
+        if not key[1]:
+            self.by_main.setdefault(key[0], flow.id)
+        if flow.id not in {v for v, _ in SETTING_EFFECTS.values()}:
+            self.members.setdefault(flow.family, []).append((flow.id, _few_step(flow)))
+
+    def copy(self) -> _Anchors:
+        out = _Anchors()
+        out.by_key, out.by_main = dict(self.by_key), dict(self.by_main)
+        out.members = {fam: list(m) for fam, m in self.members.items()}
+        return out
+
+    def family(self, fam: Family) -> list[str]:
+        """The rated models that stand for an architecture: its full-step ones, else its few-step ones."""
+        members = self.members.get(fam, [])
+        return [f for f, few in members if not few] or [f for f, _ in members]
+
+
 class CoverageMap:
     """How each executable flow of a library gets its score from the planner's rated flows."""
 
     def __init__(self, flows: Iterable[Flow], rated: list[str], quality: dict[str, tuple[float, float]],
                  counts: dict[str, int] | None = None, sources: dict[str, list[str]] | None = None):
-        """``rated``: the planner's flow columns; ``quality``: flow -> (joint quality, sd) from the linking fit;
-        ``counts``: observations per rated flow (the most-rated flow of a model is its reference)."""
+        """``rated``: the planner's flow columns; ``quality``: flow -> (joint quality, sd) from the linking fit
+        (it may name more flows than the columns: models rated by a source whose prompts are not shared
+        between models, e.g. AIGIQA-20K's); ``counts``: observations per rated flow (the most-rated flow of a
+        model is its reference)."""
         self.rated = list(rated)
         self.col = {f: j for j, f in enumerate(self.rated)}
         self.quality = quality
         self.sources = sources or {}
         self.flows: dict[str, Flow] = {f.id: f for f in flows if f.executable}
         counts = counts or {}
-        by_key: dict[tuple[str, tuple[str, ...]], str] = {}
-        by_main: dict[str, str] = {}
-        family_members: dict[Family, list[str]] = {}
+        self.anchor_rules: dict[str, _Rule] = {}
+        columns = _Anchors()
         for fid in sorted(self.rated, key=lambda f: -counts.get(f, 0)):
-            flow = self.flows.get(fid)
-            if flow is None:
+            if fid in self.flows:
+                columns.add(self.flows[fid])
+                self.anchor_rules[fid] = _Rule("rated", {self.col[fid]: 1.0}, var=self._sd(fid) ** 2,
+                                               note="its own human ratings", named=[fid])
+        # models with their own ratings on the joint scale but no planner column: their own level, and the
+        # prompt's effect on the nearest column-rated relative (what they would borrow without ratings)
+        anchors = columns.copy()
+        for fid in sorted(f for f in quality if f not in self.col and f in self.flows):
+            q = quality[fid][0]
+            if q is None or not math.isfinite(q):
                 continue
-            key = model_key(flow)
-            by_key.setdefault(key, fid)
-            if not key[1]:
-                by_main.setdefault(key[0], fid)
-            if fid not in {v for v, _ in SETTING_EFFECTS.values()}:
-                family_members.setdefault(flow.family, []).append(fid)
-        for fam, members in family_members.items():  # full-step models stand for their architecture, if any
-            full = [f for f in members if not _few_step(self.flows[f])]
-            family_members[fam] = full or members
-        self.rules: dict[str, _Rule] = {}
-        for fid, flow in self.flows.items():
-            self.rules[fid] = self._rule(flow, by_key, by_main, family_members)
+            near = self._rule(self.flows[fid], columns)
+            level = sum(w * self.quality[self.rated[j]][0] for j, w in near.weights.items())
+            borrowed = f"; the prompt's effect from {', '.join(near.named)}" if near.named else \
+                "; one overall number, the same for every prompt"
+            self.anchor_rules[fid] = _Rule("rated", near.weights, q - level, self._sd(fid) ** 2 + BORROW_SD ** 2,
+                                           f"its own human ratings{borrowed}", [fid])
+            anchors.add(self.flows[fid])
+        self.rules: dict[str, _Rule] = {fid: self.anchor_rules.get(fid) or self._rule(flow, anchors)
+                                        for fid, flow in self.flows.items()}
 
     def _sd(self, fid: str) -> float:
         sd = self.quality.get(fid, (0.0, 0.0))[1]
         return 0.0 if sd is None or math.isnan(sd) else float(sd)
 
-    def _rule(self, flow: Flow, by_key: dict, by_main: dict, members: dict[Family, list[str]]) -> _Rule:
-        if flow.id in self.col:
-            return _Rule("rated", [self.col[flow.id]], extra_var=self._sd(flow.id) ** 2,
-                         note="its own human ratings")
+    def _rule(self, flow: Flow, anchors: _Anchors) -> _Rule:
         key = model_key(flow)
-        anchor = by_key.get(key)
-        if anchor is not None or (key[0] and key[0] in by_main):
+        anchor = anchors.by_key.get(key)
+        if anchor is not None or (key[0] and key[0] in anchors.by_main):
             extra = INHERIT_SD ** 2
-            note = f"the same model as {anchor or by_main[key[0]]}"
+            note = f"the same model as {anchor or anchors.by_main[key[0]]}"
             if anchor is None:  # a few-step LoRA on a model rated without it
-                anchor = by_main[key[0]]
+                anchor = anchors.by_main[key[0]]
                 extra = FEW_STEP_LORA_SD ** 2
                 note += " (its few-step LoRA was not rated)"
-            rule = _Rule("inherited", [self.col[anchor]], extra_var=self._sd(anchor) ** 2 + extra, note=note)
+            base = self.anchor_rules[anchor]
+            rule = _Rule("inherited", dict(base.weights), base.offset, base.var + extra, note, [anchor])
             ref = self.flows[anchor]
             if not _few_step(flow) and not _few_step(ref):
                 applied = []
@@ -145,16 +179,21 @@ class CoverageMap:
                     if plus in self.quality and minus in self.quality:
                         effect = self.quality[plus][0] - self.quality[minus][0]
                         rule.offset += effect
-                        rule.extra_var += self._sd(plus) ** 2 + self._sd(minus) ** 2
+                        rule.var += self._sd(plus) ** 2 + self._sd(minus) ** 2
                         rule.note += f"; {name}: {effect:+.2f} (AGIQA-3K's SD 1.5 runs)"
             return rule
         fams = PRIOR_FAMILIES.get(flow.family, ())
-        group = [f for fam in fams for f in members.get(fam, [])]
+        group = [f for fam in fams for f in anchors.family(fam)]
         if group:
+            rules = [self.anchor_rules[f] for f in group]
+            weights: dict[int, float] = {}
+            for r in rules:
+                for j, w in r.weights.items():
+                    weights[j] = weights.get(j, 0.0) + w / len(rules)
             q = np.array([self.quality.get(f, (0.0, 0.0))[0] for f in group])
             var = float(np.mean([self._sd(f) ** 2 for f in group])) + float(q.var()) + PRIOR_SD ** 2
-            return _Rule("family prior", [self.col[f] for f in group], extra_var=var,
-                         note=f"an unrated {flow.family} checkpoint: the mean of {', '.join(group)}")
+            return _Rule("family prior", weights, float(np.mean([r.offset for r in rules])), var,
+                         f"an unrated {flow.family} checkpoint: the mean of {', '.join(group)}", group)
         return _Rule("none", note=f"no rated model of the {flow.family} family")
 
     def _matrix(self) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -170,9 +209,10 @@ class CoverageMap:
                 if rule.kind == "none":
                     continue
                 known[i] = True
-                m[i, rule.anchors] += 1.0 / len(rule.anchors)
+                for j, w in rule.weights.items():
+                    m[i, j] += w
                 off[i] = rule.offset
-                sd[i] = math.sqrt(rule.extra_var)
+                sd[i] = math.sqrt(rule.var)
             self._mat = (ids, m, off, sd, known)
         return self._mat
 
@@ -191,7 +231,7 @@ class CoverageMap:
             if not known[i]:
                 out.append(FlowPrediction(fid, float("nan"), float("nan"), "none", None, rule.note, NONE_SCORE))
                 continue
-            anchor = ", ".join(self.rated[j] for j in rule.anchors)
+            anchor = ", ".join(rule.named)
             out.append(FlowPrediction(fid, float(scores[i]), float(sd[i]), rule.kind, anchor, rule.note,
                                       float(keys[i])))
         return out
