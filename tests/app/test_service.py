@@ -71,6 +71,22 @@ def test_suggest_ranks_the_whole_executable_library_with_provenance(tmp_path):
     assert [c.id for c in out.categories] == ["portrait", "photorealistic"]
 
 
+def test_suggestions_span_models_while_plan_keeps_the_strict_ranking(tmp_path):
+    from comfygen.tools.planner.coverage import model_key
+
+    cg = service(tmp_path, table=table(), planner=StubPlanner())
+    prompt = "a portrait of an old sailor"
+    out = cg.suggest(prompt, k=6)
+    models = [model_key(cg.library.get(f.flow_id))[0] for f in out.flows]
+    assert max(models.count(m) for m in models) <= 2 and len(set(models)) >= 3
+    strict = cg.planner().rank_prompt(prompt, cg.library, k=6)
+    assert out.flows[0].flow_id == strict[0].flow_id  # the pick is the same
+    assert len({model_key(cg.library.get(p.flow_id))[0] for p in strict}) < len(set(models))
+    order = [p.flow_id for p in cg.planner().rank_prompt(prompt, cg.library, k=10_000)]
+    shown = [order.index(f.flow_id) for f in out.flows]
+    assert shown == sorted(shown)  # what is shown keeps the ranking's order
+
+
 def test_without_a_planner_the_table_ranks_and_says_so(tmp_path):
     cg = service(tmp_path, table=table())
     cg._planner = None

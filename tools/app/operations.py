@@ -186,8 +186,9 @@ OPERATIONS: dict[str, Operation[Any, Any]] = {op.name: op for op in [
               "yourself (ComfyGen-IC). Pick the categories that match the prompt, then pass a flow_id to generate.",
               ScoreTableRequest, ScoreTableOut, _score_table),
     Operation("suggest_flows", "Suggest flows for a prompt",
-              "Rank flows for a prompt: detected categories, the best flows with predicted scores and why. The fast "
-              "path: call generate with the first flow_id (or without flow_id to use the top pick).",
+              "Rank flows for a prompt: detected categories, the best flows with predicted scores and why (at most "
+              "two of one model, so the rest are other models to try). The fast path: call generate with the first "
+              "flow_id (or without flow_id to use the top pick).",
               SuggestRequest, SuggestOut, _suggest, asks_client_model=True),
     Operation("get_flow", "Describe a flow",
               "A flow's models, sampler, steps, size, tags and requirements (and optionally its ComfyUI graph).",

@@ -20,18 +20,43 @@ if TYPE_CHECKING:
 
 
 def rank_flows(planner: Planner, prompt: str, library: FlowLibrary, *, k: int, allowed: set[str],
-               target_score: float | None = None, user: dict[str, tuple[float, float, int]] | None = None
-               ) -> list[FlowPrediction] | list[Prediction]:
+               target_score: float | None = None, user: dict[str, tuple[float, float, int]] | None = None,
+               per_model: int | None = None) -> list[FlowPrediction] | list[Prediction]:
     """A planner's best ``k`` flows of ``allowed`` for a prompt, best first (each with ``flow_id`` and ``score``).
 
     The bundled planner ranks the whole library, every flow with its provenance (and the user's own
     measurements); a planner that knows only its own flows (an older or experimental one) ranks those.
     The service's suggestions and the eval harness's ComfyGen-FT strategy both choose through here.
+    ``per_model`` keeps at most that many flows of one model file among the ``k`` (the best flow first
+    always): twenty sampler variants of the best model are no alternatives to an agent whose first try
+    disappointed.
     """
     if hasattr(planner, "rank_prompt"):
-        return list(planner.rank_prompt(prompt, library, k=k, allowed=allowed, target_score=target_score, user=user))
-    preds = planner.predict(prompt, k=k, target_score=target_score, allowed=allowed)
-    return [p for p in preds if p.flow_id in allowed]
+        wide = len(library) if per_model else k
+        ranked = list(planner.rank_prompt(prompt, library, k=wide, allowed=allowed, target_score=target_score,
+                                          user=user))
+    else:
+        preds = planner.predict(prompt, k=len(allowed) if per_model else k, target_score=target_score,
+                                allowed=allowed)
+        ranked = [p for p in preds if p.flow_id in allowed]
+    return spread_models(ranked, library, k, per_model) if per_model else ranked[:k]
+
+
+def spread_models(ranked: list[Any], library: FlowLibrary, k: int, per_model: int) -> list[Any]:
+    """The first ``k`` of ``ranked`` taking at most ``per_model`` flows of one main model file; the order is kept,
+    and flows passed over fill the list only when too few models are left."""
+    from ..planner.coverage import model_key
+
+    seen: dict[str, int] = {}
+    kept, passed = [], []
+    for p in ranked:
+        main = model_key(library.get(p.flow_id))[0] if p.flow_id in library else ""
+        key = main or p.flow_id
+        seen[key] = seen.get(key, 0) + 1
+        (kept if seen[key] <= per_model else passed).append(p)
+        if len(kept) == k:
+            break
+    return (kept + passed)[:k]
 
 
 def table_why(table: ScoreTable, flow: Flow, cats: list[DetectedCategory], source: str = "planner") -> str:

@@ -49,6 +49,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+PER_MODEL = 2  # suggestions show at most two flows of one model file, so the alternatives span models
+
 
 class Classifier(Protocol):
     def predict(self, prompt: str, threshold: float = 0.5) -> list[tuple[str, float]]: ...
@@ -303,7 +305,7 @@ class ComfyGen:
                          allowed: set[str]) -> list[FlowSuggestion]:
         planner = self.planner()
         ranked = rank_flows(planner, prompt, self.library, k=k, allowed=allowed, target_score=target_score,
-                            user=self._user_cells([c.id for c in cats]))
+                            user=self._user_cells([c.id for c in cats]), per_model=PER_MODEL)
         out = []
         for p in ranked:
             flow = self.library.get(p.flow_id)
