@@ -1,7 +1,8 @@
 """Draw the joint quality scale (per-model ranking with intervals) as an SVG for the README.
 
 Reads the ``joint_scale.json`` that ``python scripts/build_bundle.py --table --work DIR ...`` writes and
-writes the figure to the path given:
+writes the figure to the path given, and prints the README's two tables (the models core ComfyUI runs, then
+all of them) in Markdown:
 
     python scripts/joint_scale_figure.py DIR/joint_scale.json docs/joint-scale.svg
 """
@@ -56,7 +57,21 @@ def main(argv: list[str]) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(parts) + "\n")
     print(f"wrote {out} ({len(rows)} models)")
+    print(markdown([r for r in rows if not r.get("external")], names))
+    print(markdown(rows, names))
     return 0
+
+
+def markdown(rows: list[dict], names: dict[str, str]) -> str:
+    from comfygen.tools.planner.sources import scale_title
+
+    lines = ["| model | runs in ComfyUI | quality | 95% interval | rated by |", "|---|---|---|---|---|"]
+    for r in rows:
+        q, sd = r["quality"], r["sd"]
+        by = ", ".join(sorted({scale_title(s).split()[0] for s in r["scales"]}))
+        lines.append(f"| {names.get(r['flow'], r.get('name', r['flow']))} | {'no' if r.get('external') else 'yes'} | "
+                     f"{q:+.2f} | {q - 1.96 * sd:+.2f} … {q + 1.96 * sd:+.2f} | {by} |")
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
