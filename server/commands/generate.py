@@ -104,7 +104,8 @@ def _explain(console: Any, suggestion: Any, flow: Any, pick: Any, path: Path, se
     if pick is not None:
         lines.append(f"[bold]why[/]         {pick.why}")
         score = f"{pick.predicted_score:.3f}" if pick.predicted_score is not None else "n/a"
-        lines.append(f"[bold]predicted[/]   {score} (source: {pick.score_source})")
+        scale = " of 1 over the planner's training range" if pick.score_source == "planner" else ""
+        lines.append(f"[bold]predicted[/]   {score}{scale} (source: {pick.score_source})")
     else:
         lines.append("[bold]why[/]         chosen with --flow")
     if suggestion.note:
@@ -113,7 +114,7 @@ def _explain(console: Any, suggestion: Any, flow: Any, pick: Any, path: Path, se
     lines.append(f"[bold]needs[/]       {models}")
     console.print(Panel("\n".join(lines), title="comfygen", border_style="cyan", expand=False))
     table = Table(title="other good flows", show_edge=False, header_style="bold")
-    for col in ("flow", "predicted", "why"):
+    for col in ("flow", "predicted (0-1)", "why"):
         table.add_column(col)
     for f in suggestion.flows[:5]:
         if f.flow_id != flow.id:
