@@ -106,3 +106,41 @@ def test_weights_dir_from_settings_is_used(tmp_path, offline_empty_cache):
     torch.save(official_imagereward_state_dict(), tmp_path / "w" / "ImageReward.pt")
     s = ImageRewardScorer(weights_dir=tmp_path / "w", vision_config=VISION, text_config=TEXT, device="cpu")
     assert s.load().loaded
+
+
+def test_without_a_network_the_hub_is_asked_once_and_only_the_cache_is_read(monkeypatch, tmp_path):
+    """No network, no HF_HUB_OFFLINE: one failed connection, then cache-only lookups (no ~25 s of retries)."""
+    import socket
+
+    import huggingface_hub
+
+    from comfygen.tools.scoring import base
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    for var in base.PROXY_VARS:
+        monkeypatch.delenv(var, raising=False)
+    connects, downloads = [], []
+
+    def refuse(address, timeout=None):
+        connects.append(address)
+        raise OSError("Name or service not known")
+
+    def download(repo_id, filename, **kw):
+        downloads.append(kw)
+        raise huggingface_hub.errors.LocalEntryNotFoundError("not in the cache")
+
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", download)
+    base.hub_reachable.cache_clear()
+    try:
+        for _ in range(2):
+            with pytest.raises(WeightsMissing) as e:
+                resolve_file(filename="ImageReward.pt", repo_id="THUDM/ImageReward", setting="S", what="ImageReward")
+        assert "unreachable" in e.value.hint
+        assert len(connects) == 1 and connects[0][0] == "huggingface.co"
+        assert [d["local_files_only"] for d in downloads] == [True, True]
+        base.hub_reachable.cache_clear()
+        monkeypatch.setenv("HTTPS_PROXY", "http://proxy:3128")  # behind a proxy a direct connection says nothing
+        assert base.hub_reachable() and len(connects) == 1
+    finally:
+        base.hub_reachable.cache_clear()

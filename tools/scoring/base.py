@@ -12,6 +12,8 @@ from __future__ import annotations
 import logging
 import math
 import os
+import socket
+from functools import lru_cache
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -76,6 +78,40 @@ def hf_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
+PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
+
+
+@lru_cache(maxsize=1)
+def hub_reachable(timeout: float = 2.0) -> bool:
+    """Whether the Hugging Face hub takes a TCP connection (asked once per process).
+
+    Without a network, ``huggingface_hub`` retries each missing file with back-off for about 25 s before it
+    gives up; asking once lets every scorer go straight to the local cache instead. Behind a proxy the
+    direct connection says nothing, so the hub is then assumed reachable."""
+    if hf_offline():
+        return False
+    if any(os.environ.get(k) for k in PROXY_VARS):
+        return True
+    from urllib.parse import urlparse
+
+    url = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    try:
+        with socket.create_connection((url.hostname or "huggingface.co", url.port or 443), timeout=timeout):
+            return True
+    except OSError:
+        log.info("the Hugging Face hub (%s) is unreachable: model files come from the local cache only",
+                    url.hostname)
+        return False
+
+
+def cache_only_note() -> str:
+    if hf_offline():
+        return " (HF_HUB_OFFLINE=1 is set: only the local cache is used)"
+    if not hub_reachable():
+        return " (the Hugging Face hub is unreachable from here: only the local cache was looked in)"
+    return ""
+
+
 def resolve_file(*, filename: str, repo_id: str, setting: str, local: str | Path | None = None,
                  weights_dir: Path | None = None, what: str) -> Path:
     """Find a checkpoint file: an explicit path, then ``weights_dir``, then the Hugging Face cache/hub.
@@ -99,13 +135,12 @@ def resolve_file(*, filename: str, repo_id: str, setting: str, local: str | Path
     try:
         from huggingface_hub import hf_hub_download
 
-        return Path(hf_hub_download(repo_id, filename))
+        return Path(hf_hub_download(repo_id, filename, local_files_only=not hub_reachable()))
     except Exception as e:  # offline, not cached, no network, gated repo...
         tried.append(f"hf://{repo_id}/{filename} ({type(e).__name__})")
         raise WeightsMissing(
             f"{what}: weight file {filename!r} not found (tried: {', '.join(tried)})",
-            hint=(f"download it with `huggingface-cli download {repo_id} {filename}`"
-                  + (" (HF_HUB_OFFLINE=1 is set: only the local cache is used)" if hf_offline() else "")
+            hint=(f"download it with `huggingface-cli download {repo_id} {filename}`" + cache_only_note()
                   + f", or set {setting} to a local copy, or put it in COMFYGEN_WEIGHTS_DIR"),
             details={"file": filename, "repo_id": repo_id, "setting": setting, "tried": tried},
         ) from e
@@ -129,13 +164,14 @@ M = TypeVar("M")  # a transformers model class
 def from_pretrained(cls: type[M], source: str, *, setting: str, what: str, **kwargs: Any) -> M:
     """``cls.from_pretrained(source)`` with missing weights turned into :class:`WeightsMissing`, and a
     checkpoint that leaves weights uninitialised (missing keys) turned into :class:`ScoringError`."""
+    if not Path(source).expanduser().exists() and not hub_reachable():
+        kwargs = {"local_files_only": True, **kwargs}
     try:
         model, info = cls.from_pretrained(source, output_loading_info=True, **kwargs)
     except (OSError, ValueError) as e:
         raise WeightsMissing(
             f"{what}: cannot load {source!r} ({type(e).__name__})",
-            hint=(f"download it with `huggingface-cli download {source}`"
-                  + (" (HF_HUB_OFFLINE=1 is set: only the local cache is used)" if hf_offline() else "")
+            hint=(f"download it with `huggingface-cli download {source}`" + cache_only_note()
                   + f", or set {setting} to a local directory"),
             details={"repo_id": source, "setting": setting},
         ) from e

@@ -124,8 +124,11 @@ def load_clip_tokenizer(source: str, *, minimum: int = CLIP_VOCAB_SIZE, what: st
     """A CLIP tokenizer from a directory or HF id; honours ``HF_HUB_OFFLINE``; checks its size."""
     from transformers import CLIPTokenizer
 
+    from .base import hub_reachable
+
+    local = Path(source).expanduser().exists() or not hub_reachable()
     try:
-        tok = CLIPTokenizer.from_pretrained(source)
+        tok = CLIPTokenizer.from_pretrained(source, local_files_only=local)
     except (OSError, ValueError) as e:
         raise WeightsMissing(
             f"{what}: cannot load the CLIP tokenizer from {source!r} ({type(e).__name__}: {e})",
