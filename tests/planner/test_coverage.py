@@ -112,3 +112,20 @@ def test_models_rated_only_on_the_joint_scale_keep_their_own_level():
     assert ssd.provenance == "inherited" and ssd.anchor == "rated-ssd1b"
     prior = by["sdxl-juggernaut"]  # the SDXL-architecture mean now counts Playground v2 at its own level
     assert prior.score == pytest.approx(np.mean([0.1, 0.9, 0.6]))
+
+
+def test_sd15_setting_effects_stay_on_sd15(cov):
+    """AGIQA-3K measured CFG and step effects on SD 1.5 only: a high-CFG SDXL variant inherits SDXL's prediction."""
+    lib = FlowLibrary.default()
+    sdxl = lib.get("sdxl-base")
+    hot = sdxl.model_copy(update={"id": "sdxl-cfg-14", "cfg": 2.0 * (sdxl.cfg or 7.0)})
+    quality = {**QUALITY, "rated-sd15-highcfg": (-0.5, 0.04)}  # SD 1.5 at high CFG: +0.1
+    local = CoverageMap([*lib, hot], RATED + ["rated-sd15-highcfg"], quality, counts={"rated-sd15": 100})
+    by = {x.flow_id: x for x in local.predict(np.append(_pred(), -0.5))}
+    p = by["sdxl-cfg-14"]
+    assert p.provenance == "inherited" and "CFG" not in p.note and p.score == pytest.approx(0.0)
+    sd15 = lib.get("sd15-base")
+    hot15 = sd15.model_copy(update={"id": "sd15-cfg-high", "cfg": 2.0 * (sd15.cfg or 7.0)})
+    local = CoverageMap([*lib, hot15], RATED + ["rated-sd15-highcfg"], quality, counts={"rated-sd15": 100})
+    p15 = next(x for x in local.predict(np.append(_pred(), -0.5)) if x.flow_id == "sd15-cfg-high")
+    assert "high CFG: +0.10" in p15.note and p15.score == pytest.approx(-0.6 + 0.1)

@@ -6,7 +6,8 @@ one joint scale (``linking.py``). Every other flow borrows from them, and says h
 - ``rated``: the flow is a rated model at the settings it was rated at;
 - ``inherited``: the same model (checkpoint or diffusion-model file, and the same few-step LoRA if any) with
   other settings, components or LoRAs: the rated model's prediction with a wider uncertainty; where the
-  ratings measured a setting (AGIQA-3K's few-step and low/high-CFG SD 1.5 runs) that effect is added;
+  ratings measured a setting on that architecture (AGIQA-3K's few-step and low/high-CFG SD 1.5 runs, for
+  SD 1.5 flows) that effect is added;
 - ``family prior``: an unrated checkpoint of an architecture with rated models (Juggernaut XL from the
   SDXL-architecture models): their mean, with their spread and a wider uncertainty;
 - ``none``: nothing rated is related (ranked last, and said so);
@@ -176,6 +177,9 @@ class CoverageMap:
                     applied.append("high CFG")
                 for name in applied:  # the overall effect, not a per-prompt one: 218 prompts say little per prompt
                     plus, minus = SETTING_EFFECTS[name]
+                    measured_on = self.flows.get(minus)
+                    if measured_on is None or measured_on.family != flow.family:
+                        continue  # CFG and step effects are an architecture's own: SD 1.5's say nothing of SD 3.5's
                     if plus in self.quality and minus in self.quality:
                         effect = self.quality[plus][0] - self.quality[minus][0]
                         rule.offset += effect
