@@ -22,24 +22,22 @@ def test_writes_pool_into_the_file_as_it_is_now(tmp_path):
     assert table.cell("sdxl-base", "vehicles").sources == ["calibration"]
 
 
-def _write_many(path: str, flow: str, n: int) -> None:
-    from pathlib import Path
-
-    for i in range(n):
-        add_to_score_table(Path(path), observation(flow, ["animals"], float(i), "own runs"))
+WRITER = """
+import sys
+from pathlib import Path
+from comfygen.tools.dataset.table import add_to_score_table, observation
+for i in range(int(sys.argv[3])):
+    add_to_score_table(Path(sys.argv[1]), observation(sys.argv[2], ["animals"], float(i), "own runs"))
+"""
 
 
 def test_concurrent_writers_lose_no_cell(tmp_path):
     """Four processes each add 25 observations at the same time: every one is in the file afterwards."""
-    import multiprocessing
+    import subprocess
+    import sys
 
     path = tmp_path / "score_table.json"
-    ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_write_many, args=(str(path), f"flow-{k}", 25)) for k in range(4)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(60)
-        assert p.exitcode == 0
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(path), f"flow-{k}", "25"]) for k in range(4)]
+    assert [p.wait(120) for p in procs] == [0] * 4
     table = ScoreTable.load(path)
     assert [table.cell(f"flow-{k}", "animals").n for k in range(4)] == [25] * 4
