@@ -141,7 +141,7 @@ class CoverageMap:
             if q is None or not math.isfinite(q):
                 continue
             near = self._rule(self.flows[fid], columns)
-            level = sum(w * self.quality[self.rated[j]][0] for j, w in near.weights.items())
+            level = sum(w * self.quality.get(self.rated[j], (0.0, 0.0))[0] for j, w in near.weights.items())
             borrowed = f"; the prompt's effect from {', '.join(near.named)}" if near.named else \
                 "; one overall number, the same for every prompt"
             self.anchor_rules[fid] = _Rule("rated", near.weights, q - level, self._sd(fid) ** 2 + BORROW_SD ** 2,
