@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
 from .errors import StoreError
+
+logger = logging.getLogger(__name__)
 
 
 def pid_alive(pid: int) -> bool:
@@ -37,12 +40,20 @@ def locked(path: Path) -> Iterator[None]:
         yield
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path.with_name(f".{path.name}.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    fd: int | None = None
     try:
+        fd = os.open(path.with_name(f".{path.name}.lock"), os.O_RDWR | os.O_CREAT, 0o644)
         fcntl.flock(fd, fcntl.LOCK_EX)
+    except OSError as e:  # a file system without locks (some network and FUSE mounts): as before, unlocked
+        logger.debug("no lock for %s (%s): writing without one", path, e)
+        if fd is not None:
+            os.close(fd)
+            fd = None
+    try:
         yield
     finally:
-        os.close(fd)  # closing releases the lock
+        if fd is not None:
+            os.close(fd)  # closing releases the lock
 
 
 def write_atomic(path: Path, data: bytes, *, durable: bool = True, sync_dir: bool = False) -> None:

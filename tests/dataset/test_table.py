@@ -41,3 +41,15 @@ def test_concurrent_writers_lose_no_cell(tmp_path):
     assert [p.wait(120) for p in procs] == [0] * 4
     table = ScoreTable.load(path)
     assert [table.cell(f"flow-{k}", "animals").n for k in range(4)] == [25] * 4
+
+
+def test_a_file_system_without_locks_still_gets_the_write(tmp_path, monkeypatch):
+    import fcntl
+
+    def no_locks(fd, op):
+        raise OSError(38, "Function not implemented")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    path = tmp_path / "score_table.json"
+    add_to_score_table(path, observation("sd15-base", ["animals"], 0.4, "own runs"))
+    assert ScoreTable.load(path).cell("sd15-base", "animals").n == 1
