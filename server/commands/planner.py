@@ -96,16 +96,22 @@ def cross_validate(
     members: int = typer.Option(3, help="Ensemble members per trained planner."),
     epochs: float = typer.Option(3.0, help="Passes over the training prompts per member."),
     score_column: str = typer.Option("score", help="Column holding the score."),
+    reference_column: str | None = typer.Option(None, "--reference-column", help="Also run the per-label reference "
+                                                "on the same folds: the best flow per value of this column (e.g. "
+                                                "task, skills), chosen on the training folds."),
     json_out: Path | None = typer.Option(None, "--json", help="Write the per-fold reports here."),
 ) -> None:
     """K-fold cross-validation of the planner against the best single flow (mean ± sd over folds)."""
     from ...tools.planner import PlannerTrainConfig, load_triplets
     from ...tools.planner.cv import cross_validate as run_cv
     from ...tools.planner.net import TrainParams
+    from ...tools.planner.reference import read_labels
 
     cfg = PlannerTrainConfig(members=members, seed=seed, params=TrainParams(epochs=epochs))
-    report = run_cv(load_triplets(triplets, score_column=score_column), folds, seed, cfg,
-                    on_progress=lambda m: console.print(m))
+    table = load_triplets(triplets, score_column=score_column)
+    labels = read_labels(triplets, reference_column) if reference_column else None
+    report = run_cv(table, folds, seed, cfg, on_progress=lambda m: console.print(m), labels=labels,
+                    label_column=reference_column)
     if json_out:
         json_out.write_text(json.dumps({"summary": report.summary(), **report.model_dump()}, indent=1))
     for line in report.lines():
