@@ -6,12 +6,16 @@ import json
 
 import numpy as np
 import pytest
-from planner_helpers import ANIMALS, synthetic_rows, write_csv
-
 from comfygen.tools.errors import PlannerError
 from comfygen.tools.planner import table_from_rows
-from comfygen.tools.planner.reference import (choose_min_prompts, fit_reference, per_label_reference, read_labels,
-                                              reference_mean)
+from comfygen.tools.planner.reference import (
+    choose_min_prompts,
+    fit_reference,
+    per_label_reference,
+    read_labels,
+    reference_mean,
+)
+from planner_helpers import ANIMALS, synthetic_rows, write_csv
 
 
 def _labelled(n_per_word: int, seed: int) -> list[dict]:
@@ -55,10 +59,9 @@ def test_unlabelled_prompts_form_one_group_and_bad_columns_are_refused(tmp_path)
 
 
 def test_cli_cv_reports_the_share_of_the_gap_and_the_per_label_reference(tmp_path):
-    from typer.testing import CliRunner
-
     from comfygen.server.cli import app
     from comfygen.server.commands import register_all
+    from typer.testing import CliRunner
 
     register_all(app)
     path = write_csv(_labelled(4, 0), tmp_path / "all.csv")

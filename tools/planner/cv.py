@@ -86,7 +86,8 @@ def cross_validate(table: TripletTable, folds: int = 5, seed: int = 0, cfg: Plan
             out = base / f"fold{k}"
             train_planner(table.subset(train_rows), out, cfg, source=f"cv fold {k + 1}/{folds}", on_progress=say)
             rep = evaluate_planner(Planner.load(out), table.subset(test_rows))
-            line = f"fold {k + 1}/{folds}: planner={rep.planner:.4f} best_single={rep.best_single:.4f} oracle={rep.oracle:.4f}"
+            line = (f"fold {k + 1}/{folds}: planner={rep.planner:.4f} best_single={rep.best_single:.4f} "
+                    f"oracle={rep.oracle:.4f}")
             if labels is not None:
                 ref, m = per_label_reference(table.subset(train_rows), table.subset(test_rows), labels)
                 reference.append(ref), reference_min.append(m)
