@@ -39,10 +39,8 @@ FRACTIONS = (0.25, 0.5, 0.75, 1.0)
 
 def complete(table: TripletTable, flows: list[str] | None) -> TripletTable:
     """The table restricted to ``flows`` (default all) and to prompts measured under every one of them."""
-    cols = [table.flows.index(f) for f in flows] if flows else list(range(len(table.flows)))
-    rows = np.flatnonzero(table.mask[:, cols].all(1))
-    return TripletTable([table.prompt_ids[i] for i in rows], [table.prompts[i] for i in rows],
-                        [table.flows[c] for c in cols], table.scores[np.ix_(rows, cols)])
+    table = table.select_flows(flows) if flows else table
+    return table.subset(np.flatnonzero(table.mask.all(1)))
 
 
 def _ridge(x: np.ndarray, y: np.ndarray, lam: float) -> np.ndarray:

@@ -99,6 +99,8 @@ def cross_validate(
     reference_column: str | None = typer.Option(None, "--reference-column", help="Also run the per-label reference "
                                                 "on the same folds: the best flow per value of this column (e.g. "
                                                 "task, skills), chosen on the training folds."),
+    eval_flows: str | None = typer.Option(None, "--eval-flows", help="Comma-separated flows to choose among on the "
+                                          "held-out folds (training still uses every flow of the file)."),
     json_out: Path | None = typer.Option(None, "--json", help="Write the per-fold reports here."),
 ) -> None:
     """K-fold cross-validation of the planner against the best single flow (mean ± sd over folds)."""
@@ -110,8 +112,11 @@ def cross_validate(
     cfg = PlannerTrainConfig(members=members, seed=seed, params=TrainParams(epochs=epochs))
     table = load_triplets(triplets, score_column=score_column)
     labels = read_labels(triplets, reference_column) if reference_column else None
+    chosen = [f.strip() for f in eval_flows.split(",") if f.strip()] if eval_flows else None
+    if chosen:
+        table.select_flows(chosen)  # unknown names fail here, before any training
     report = run_cv(table, folds, seed, cfg, on_progress=lambda m: console.print(m), labels=labels,
-                    label_column=reference_column)
+                    label_column=reference_column, eval_flows=chosen)
     if json_out:
         json_out.write_text(json.dumps({"summary": report.summary(), **report.model_dump()}, indent=1))
     for line in report.lines():

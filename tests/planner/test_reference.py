@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 from comfygen.tools.errors import PlannerError
 from comfygen.tools.planner import table_from_rows
@@ -67,13 +66,21 @@ def test_cli_cv_reports_the_share_of_the_gap_and_the_per_label_reference(tmp_pat
     path = write_csv(_labelled(4, 0), tmp_path / "all.csv")
     out = tmp_path / "cv.json"
     res = CliRunner().invoke(app, ["planner", "cv", "--triplets", str(path), "--folds", "2", "--members", "1",
-                                   "--epochs", "1", "--reference-column", "kind", "--json", str(out)])
+                                   "--epochs", "1", "--reference-column", "kind", "--eval-flows", "photo,weak",
+                                   "--json", str(out)])
     assert res.exit_code == 0, res.output
     assert "share of the best-single->oracle gap" in res.output
     assert "per-'kind' reference" in res.output
     report = json.loads(out.read_text())
     assert len(report["reference"]) == 2 and report["label_column"] == "kind"
     s = report["summary"]
-    assert s["reference_share_mean"] > 0.5  # the label alone tells which flow wins
-    gains = np.array([r["planner"] - r["best_single"] for r in report["per_fold"]])
-    assert s["gain_mean"] == pytest.approx(gains.mean())
+    # trained on all three flows, choosing between photo and weak only: photo always wins, nothing to gain
+    assert all(set(r["picks"]) <= {"photo", "weak"} for r in report["per_fold"])
+    assert s["reference_share_mean"] == pytest.approx(0.0) and s["gain_mean"] <= 1e-9
+    res = CliRunner().invoke(app, ["planner", "cv", "--triplets", str(path), "--folds", "2", "--reference-column",
+                                   "kind", "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    s = json.loads(out.read_text())["summary"]
+    assert s["reference_share_mean"] > 0.5  # with 'creature' available the label alone tells which flow wins
+    res = CliRunner().invoke(app, ["planner", "cv", "--triplets", str(path), "--eval-flows", "photo,nope"])
+    assert res.exit_code != 0 and "nope" in str(res.exception)  # main() prints it as an error, exit 1

@@ -73,8 +73,11 @@ def _share(values: list[float], folds: list[EvalReport]) -> tuple[float, float]:
 
 def cross_validate(table: TripletTable, folds: int = 5, seed: int = 0, cfg: PlannerTrainConfig | None = None,
                    work_dir: Path | None = None, on_progress: Callable[[str], None] | None = None,
-                   labels: dict[str, str] | None = None, label_column: str | None = None) -> CVReport:
-    """Grouped K-fold CV; with ``labels`` (prompt id -> label) the per-label reference runs on the same folds."""
+                   labels: dict[str, str] | None = None, label_column: str | None = None,
+                   eval_flows: list[str] | None = None) -> CVReport:
+    """Grouped K-fold CV; with ``labels`` (prompt id -> label) the per-label reference runs on the same folds.
+    With ``eval_flows`` the planner trains on every flow but chooses among these only (as a planner trained with
+    reference models serves a user who can run only some), and so do the baselines and the reference."""
     say = on_progress or logger.info
     reports: list[EvalReport] = []
     reference: list[float] = []
@@ -85,11 +88,12 @@ def cross_validate(table: TripletTable, folds: int = 5, seed: int = 0, cfg: Plan
             train_rows = np.setdiff1d(np.arange(len(table)), test_rows)
             out = base / f"fold{k}"
             train_planner(table.subset(train_rows), out, cfg, source=f"cv fold {k + 1}/{folds}", on_progress=say)
-            rep = evaluate_planner(Planner.load(out), table.subset(test_rows))
+            scored = table if eval_flows is None else table.select_flows(eval_flows)
+            rep = evaluate_planner(Planner.load(out), scored.subset(test_rows))
             line = (f"fold {k + 1}/{folds}: planner={rep.planner:.4f} best_single={rep.best_single:.4f} "
                     f"oracle={rep.oracle:.4f}")
             if labels is not None:
-                ref, m = per_label_reference(table.subset(train_rows), table.subset(test_rows), labels)
+                ref, m = per_label_reference(scored.subset(train_rows), scored.subset(test_rows), labels)
                 reference.append(ref), reference_min.append(m)
                 line += f" per-label reference={ref:.4f}"
             say(line)

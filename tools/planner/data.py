@@ -43,6 +43,16 @@ class TripletTable:
         return TripletTable([self.prompt_ids[i] for i in rows], [self.prompts[i] for i in rows], list(self.flows),
                             self.scores[rows].copy(), self.counts[rows].copy())
 
+    def select_flows(self, flows: list[str]) -> "TripletTable":
+        """The table with only these flows' columns (in this order)."""
+        missing = [f for f in flows if f not in self.flows]
+        if missing:
+            raise PlannerError(f"flows not in the triplets: {', '.join(missing)}",
+                               hint=f"the file's flows: {', '.join(self.flows)}")
+        cols = [self.flows.index(f) for f in flows]
+        return TripletTable(list(self.prompt_ids), list(self.prompts), list(flows), self.scores[:, cols].copy(),
+                            self.counts[:, cols].copy())
+
     def flow_means(self) -> np.ndarray:
         """Mean score per flow over the prompts where it was measured (NaN for never-measured flows)."""
         with np.errstate(invalid="ignore"):
