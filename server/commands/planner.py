@@ -126,7 +126,6 @@ def cross_validate(
 def _print_ranking(prompt: str, planner_dir: Path | None, k: int, target_score: float | None,
                    as_json: bool) -> None:
     from ...flow_library.library import FlowLibrary
-
     from ...tools.planner.coverage import FlowPrediction
 
     planner = _load(planner_dir)
