@@ -113,8 +113,6 @@ def cross_validate(
     table = load_triplets(triplets, score_column=score_column)
     labels = read_labels(triplets, reference_column) if reference_column else None
     chosen = [f.strip() for f in eval_flows.split(",") if f.strip()] if eval_flows else None
-    if chosen:
-        table.select_flows(chosen)  # unknown names fail here, before any training
     report = run_cv(table, folds, seed, cfg, on_progress=lambda m: console.print(m), labels=labels,
                     label_column=reference_column, eval_flows=chosen)
     if json_out:

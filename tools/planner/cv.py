@@ -82,13 +82,13 @@ def cross_validate(table: TripletTable, folds: int = 5, seed: int = 0, cfg: Plan
     reports: list[EvalReport] = []
     reference: list[float] = []
     reference_min: list[int] = []
+    scored = table if eval_flows is None else table.select_flows(eval_flows)  # unknown flows fail before training
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(work_dir or tmp)
         for k, test_rows in enumerate(grouped_folds(len(table), folds, seed)):
             train_rows = np.setdiff1d(np.arange(len(table)), test_rows)
             out = base / f"fold{k}"
             train_planner(table.subset(train_rows), out, cfg, source=f"cv fold {k + 1}/{folds}", on_progress=say)
-            scored = table if eval_flows is None else table.select_flows(eval_flows)
             rep = evaluate_planner(Planner.load(out), scored.subset(test_rows))
             line = (f"fold {k + 1}/{folds}: planner={rep.planner:.4f} best_single={rep.best_single:.4f} "
                     f"oracle={rep.oracle:.4f}")
